@@ -1,0 +1,116 @@
+/// \file
+/// \brief The Backend interface: the kernels one device provides. Kernels are not differentiable and
+/// do no shape checking of their own; core/ops.h checks, allocates and dispatches, autograd composes.
+///
+/// Every kernel has a default that throws `"<kernel> is not implemented on <device>"`, so a backend
+/// overrides what it has and a missing kernel is reported, never silently replaced.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/device.h"
+#include "core/tensor.h"
+
+namespace ember {
+
+/// Elementwise functions of one input. Parameters (alpha, lo/hi, exponent) travel in UnaryArgs.
+enum class UnaryOp {
+  Neg, Exp, Log, Log1p, Expm1, Sqrt, Rsqrt, Abs, Sign, Sin, Cos, Tanh, Sigmoid, Relu,
+  GeluErf, GeluTanh, Silu, Softplus, Elu, PowScalar, Clamp, Reciprocal, Square, Erf, Not, IsFinite
+};
+/// Elementwise functions of two inputs of one dtype; comparisons write Bool.
+enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum, Eq, Ne, Lt, Le, Gt, Ge, And, Or };
+/// Reductions over a set of dims.
+enum class ReduceOp { Sum, Mean, Max, Min, Prod };
+/// Cumulative ops along one dim.
+enum class ScanOp { Cumsum, Cumprod };
+/// Random fills.
+enum class RandomKind { Uniform, Normal, Bernoulli, RandInt };
+
+/// Scalar parameters of a unary op: Elu alpha (a), PowScalar exponent (a), Clamp bounds (a, b).
+struct UnaryArgs {
+  double a = 0.0;  ///< first parameter
+  double b = 0.0;  ///< second parameter
+};
+
+/// Parameters of a random fill: Uniform [a, b), Normal mean a std b, Bernoulli p = a, RandInt [a, b).
+struct RandomArgs {
+  double a = 0.0;            ///< first parameter
+  double b = 1.0;            ///< second parameter
+  std::uint64_t seed = 0;    ///< Philox key
+  std::uint64_t offset = 0;  ///< first Philox block
+};
+
+/// True for the ops that write Bool (Eq, Ne, Lt, Le, Gt, Ge, And, Or).
+bool is_comparison(BinaryOp op);
+
+/// The kernels of one device. Output tensors are allocated by the caller with the right shape.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  /// "cpu" or "cuda".
+  virtual std::string name() const = 0;
+  /// How many devices of this kind are usable.
+  virtual int device_count() const { return 1; }
+
+  /// Allocates `nbytes` (never null for nbytes > 0).
+  virtual void* allocate(std::size_t nbytes) = 0;
+  /// Frees what allocate returned.
+  virtual void deallocate(void* ptr) = 0;
+  /// Copies host bytes to device memory.
+  virtual void copy_from_host(void* dst, const void* src, std::size_t nbytes);
+  /// Copies device bytes to host memory.
+  virtual void copy_to_host(void* dst, const void* src, std::size_t nbytes);
+
+  /// dst = src elementwise (same shape, any strides, dtype converted).
+  virtual void copy(const Tensor& src, const Tensor& dst);
+  /// dst[...] = value.
+  virtual void fill(const Tensor& dst, double value);
+  /// out = op(x) (same shape; out is x's dtype, or Bool for Not/IsFinite).
+  virtual void unary(UnaryOp op, const Tensor& x, const Tensor& out, UnaryArgs args);
+  /// out = op(a, b); a, b have out's shape (broadcast by stride 0) and one dtype.
+  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);
+  /// out = cond ? a : b, all of out's shape (broadcast by stride 0).
+  virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out);
+  /// out = reduction of x over `dims` (sorted); out has x's shape with those dims set to 1.
+  virtual void reduce(ReduceOp op, const Tensor& x, const std::vector<int>& dims, const Tensor& out);
+  /// out (Int64) = index of the max (or min) along `dim`; out has x's shape with dim set to 1.
+  virtual void arg_reduce(bool max, const Tensor& x, int dim, const Tensor& out);
+  /// out = cumulative op of x along dim.
+  virtual void scan(ScanOp op, const Tensor& x, int dim, const Tensor& out);
+  /// out = softmax (or log_softmax) of x along dim, numerically stable.
+  virtual void softmax(const Tensor& x, int dim, bool log, const Tensor& out);
+  /// out[b] = op(a[b]) @ op(b[b]) for contiguous or transposed last-two-dim layouts, batch dims
+  /// broadcast by stride 0; out is contiguous [..., M, N].
+  virtual void matmul(const Tensor& a, const Tensor& b, const Tensor& out);
+  /// out = x.index_select(dim, index).
+  virtual void index_select(const Tensor& x, int dim, const Tensor& index, const Tensor& out);
+  /// out[i][j] = x[i][index[i][j]] along dim (PyTorch gather).
+  virtual void gather(const Tensor& x, int dim, const Tensor& index, const Tensor& out);
+  /// out[i][index[i][j]] += src[i][j] along dim (in place on out).
+  virtual void scatter_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src);
+  /// out[..., i, j] = x[..., i, j] if (j - i >= k) == upper (triu) / (j - i <= k) (tril), else 0.
+  virtual void triangle(const Tensor& x, std::int64_t k, bool upper, const Tensor& out);
+  /// Fills out (contiguous) with Philox random numbers. Elements 2k and 2k+1 come from block
+  /// offset + k (words 0-1 and 2-3; a Box-Muller pair for Normal), so they depend only on (seed, offset, i).
+  virtual void random(RandomKind kind, const Tensor& out, RandomArgs args);
+
+ protected:
+  /// Throws "<kernel> is not implemented on <name()>".
+  [[noreturn]] void missing(const std::string& kernel) const;
+};
+
+/// The backend of a device; throws if that device's backend is not built in or has no device.
+Backend& backend_for(Device device);
+/// Makes `backend` serve devices of `type` (the CUDA backend registers itself at load time).
+void register_backend(DeviceType type, Backend* backend);
+/// True when a backend for `type` is registered.
+bool has_backend(DeviceType type);
+
+/// How many CUDA devices are usable (0 when the CUDA backend is absent or no GPU is visible).
+int cuda_device_count();
+
+}  // namespace ember

@@ -1,0 +1,35 @@
+/// \file
+/// \brief CpuBackend: ember's kernels on the CPU — strided loops with OpenMP, Eigen-free elementwise
+/// math, and OpenBLAS (its OpenMP build) for GEMM.
+#pragma once
+
+#include "core/backend.h"
+
+namespace ember {
+
+/// The CPU implementation of every Backend kernel.
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  void* allocate(std::size_t nbytes) override;
+  void deallocate(void* ptr) override;
+  void copy_from_host(void* dst, const void* src, std::size_t nbytes) override;
+  void copy_to_host(void* dst, const void* src, std::size_t nbytes) override;
+  void copy(const Tensor& src, const Tensor& dst) override;
+  void fill(const Tensor& dst, double value) override;
+  void unary(UnaryOp op, const Tensor& x, const Tensor& out, UnaryArgs args) override;
+  void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void reduce(ReduceOp op, const Tensor& x, const std::vector<int>& dims, const Tensor& out) override;
+  void arg_reduce(bool max, const Tensor& x, int dim, const Tensor& out) override;
+  void scan(ScanOp op, const Tensor& x, int dim, const Tensor& out) override;
+  void softmax(const Tensor& x, int dim, bool log, const Tensor& out) override;
+  void matmul(const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void index_select(const Tensor& x, int dim, const Tensor& index, const Tensor& out) override;
+  void gather(const Tensor& x, int dim, const Tensor& index, const Tensor& out) override;
+  void scatter_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) override;
+  void triangle(const Tensor& x, std::int64_t k, bool upper, const Tensor& out) override;
+  void random(RandomKind kind, const Tensor& out, RandomArgs args) override;
+};
+
+}  // namespace ember

@@ -1,0 +1,48 @@
+/// \file
+/// \brief Shared test helpers: closeness of tensors against expected values.
+#pragma once
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "ember.h"
+
+namespace ember::test {
+
+/// Largest |a - b| over all elements (shapes must match).
+inline double max_abs_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  const auto va = a.to_vector<double>(), vb = b.to_vector<double>();
+  double m = 0;
+  for (std::size_t i = 0; i < va.size(); ++i) {
+    if (std::isnan(va[i]) != std::isnan(vb[i])) return INFINITY;
+    if (!std::isnan(va[i])) m = std::max(m, std::abs(va[i] - vb[i]));
+  }
+  return m;
+}
+
+/// True when every element of a is within atol + rtol |b| of b (NaN matches NaN).
+inline bool allclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 1e-8) {
+  if (a.shape() != b.shape()) return false;
+  const auto va = a.to_vector<double>(), vb = b.to_vector<double>();
+  for (std::size_t i = 0; i < va.size(); ++i) {
+    if (std::isnan(va[i]) || std::isnan(vb[i])) {
+      if (std::isnan(va[i]) != std::isnan(vb[i])) return false;
+      continue;
+    }
+    if (std::isinf(va[i]) || std::isinf(vb[i])) {
+      if (va[i] != vb[i]) return false;
+      continue;
+    }
+    if (std::abs(va[i] - vb[i]) > atol + rtol * std::abs(vb[i])) return false;
+  }
+  return true;
+}
+
+/// Checks that `expr` throws ember::Error whose message contains `needle`.
+#define CHECK_THROWS_EMBER(expr, needle) CHECK_THROWS_WITH_AS(expr, doctest::Contains(needle), ::ember::Error)
+
+}  // namespace ember::test
