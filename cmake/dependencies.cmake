@@ -26,9 +26,11 @@ if(NOT EMBER_CUDA STREQUAL "OFF")
       # sm_90 machine code for H100/H200 plus compute_90 PTX for newer GPUs.
       set(CMAKE_CUDA_ARCHITECTURES 90-real 90-virtual)
     endif()
-    # CMake 3.25 knows no C++20 flag for nvcc: do not demand one (cuda/ passes -std=c++20 itself).
-    set(CMAKE_CUDA_STANDARD_REQUIRED OFF)
     enable_language(CUDA)
+    # CMake 3.25's NVIDIA module stops at C++17, but CMAKE_CXX_STANDARD 20 applies to CUDA sources
+    # too; nvcc 12+ accepts -std=c++20, so tell CMake the flag.
+    set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION "-std=c++20")
+    set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
     find_package(CUDAToolkit REQUIRED)
     set(EMBER_HAVE_CUDA ON)
   elseif(EMBER_CUDA STREQUAL "ON")

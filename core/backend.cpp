@@ -28,7 +28,8 @@ Backend& backend_for(Device device) {
                                         "when it was built)", device.str()));
   if (device.is_cuda())
     EMBER_CHECK(device.index >= 0 && device.index < b->device_count(),
-                fmt::format("{}: no such CUDA device ({} visible)", device.str(), b->device_count()));
+                fmt::format("{}: no such CUDA device ({} visible{})", device.str(), b->device_count(),
+                            b->unavailable_reason().empty() ? "" : ": " + b->unavailable_reason()));
   return *b;
 }
 

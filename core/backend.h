@@ -55,6 +55,8 @@ class Backend {
   virtual std::string name() const = 0;
   /// How many devices of this kind are usable.
   virtual int device_count() const { return 1; }
+  /// Why no device of this kind is usable ("" when one is), e.g. the CUDA driver's error.
+  virtual std::string unavailable_reason() const { return ""; }
 
   /// Allocates `nbytes` (never null for nbytes > 0).
   virtual void* allocate(std::size_t nbytes) = 0;
@@ -75,7 +77,7 @@ class Backend {
   virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);
   /// out = cond ? a : b, all of out's shape (broadcast by stride 0).
   virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out);
-  /// out = reduction of x over `dims` (sorted); out has x's shape with those dims set to 1.
+  /// out = reduction of contiguous x over `dims` (sorted); out has x's shape with those dims set to 1.
   virtual void reduce(ReduceOp op, const Tensor& x, const std::vector<int>& dims, const Tensor& out);
   /// out (Int64) = index of the max (or min) along `dim`; out has x's shape with dim set to 1.
   virtual void arg_reduce(bool max, const Tensor& x, int dim, const Tensor& out);
@@ -83,10 +85,11 @@ class Backend {
   virtual void scan(ScanOp op, const Tensor& x, int dim, const Tensor& out);
   /// out = softmax (or log_softmax) of x along dim, numerically stable.
   virtual void softmax(const Tensor& x, int dim, bool log, const Tensor& out);
-  /// out[b] = op(a[b]) @ op(b[b]) for contiguous or transposed last-two-dim layouts, batch dims
-  /// broadcast by stride 0; out is contiguous [..., M, N].
+  /// out[b] = a[b] @ b[b], batch dims broadcast by stride 0; out is contiguous [..., M, N]. Operands
+  /// whose last two dims are row-major or transposed go to GEMM as they are (a transpose flag);
+  /// any other layout is copied to contiguous first by the backend.
   virtual void matmul(const Tensor& a, const Tensor& b, const Tensor& out);
-  /// out = x.index_select(dim, index).
+  /// out = x.index_select(dim, index) (x and index contiguous).
   virtual void index_select(const Tensor& x, int dim, const Tensor& index, const Tensor& out);
   /// out[i][j] = x[i][index[i][j]] along dim (PyTorch gather).
   virtual void gather(const Tensor& x, int dim, const Tensor& index, const Tensor& out);

@@ -349,6 +349,8 @@ std::string CudaBackend::name() const { return "cuda"; }
 
 int CudaBackend::device_count() const { return device_probe().count; }
 
+std::string CudaBackend::unavailable_reason() const { return device_probe().reason; }
+
 void* CudaBackend::allocate(std::size_t nbytes) {
   EMBER_CHECK(device_count() > 0, "cuda: no CUDA device is visible (" + device_probe().reason + ")");
   if (nbytes == 0) return nullptr;

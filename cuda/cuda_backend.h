@@ -29,6 +29,8 @@ class CudaBackend : public Backend {
   std::string name() const override;
   /// Visible CUDA devices, probed once; any error from the driver (none installed, too old) counts as 0.
   int device_count() const override;
+  /// What cudaGetDeviceCount reported when it found no usable device ("" when one is there).
+  std::string unavailable_reason() const override;
 
   /// cudaMalloc of `nbytes` (null for 0); throws when no GPU is visible or memory runs out.
   void* allocate(std::size_t nbytes) override;
