@@ -68,15 +68,20 @@ void set_anomaly_enabled(bool enabled) { g_anomaly.store(enabled); }
 
 bool needs_grad(const std::vector<Tensor>& inputs) {
   if (!g_grad_enabled) return false;
-  for (const auto& t : inputs)
-    if (t.defined() && t.requires_grad()) return true;
-  return false;
+  bool any = false;
+  for (const auto& t : inputs) {
+    if (!t.defined()) continue;
+    refresh_view(t);
+    any = any || t.requires_grad();
+  }
+  return any;
 }
 
 namespace {
 
 /// The edge a gradient for `t` flows along.
 Edge edge_of(const Tensor& t) {
+  if (t.defined()) refresh_view(t);
   if (!t.defined() || !t.requires_grad()) return {};
   auto& meta = t.impl()->autograd;
   if (meta.grad_fn) return {meta.grad_fn, meta.output_nr};
@@ -119,17 +124,48 @@ std::vector<Tensor> record_multi(std::vector<Tensor> outs, const char* name, con
   return outs;
 }
 
-Tensor mark_view(Tensor out) {
-  out.impl()->autograd.is_view = true;
+Tensor mark_view(Tensor out, const Tensor& input) {
+  auto& meta = out.impl()->autograd;
+  const auto& in_base = input.impl()->autograd.view_base;
+  meta.view_base = in_base ? in_base : input.impl();
+  meta.view_version = out.version();
   return out;
+}
+
+std::shared_ptr<Node> view_of_base_node(const Tensor& base, const Tensor& t) {
+  // Flat index into the (contiguous) base of every element of t; a scatter-add sends t's gradient
+  // there, which stays right when elements of t overlap (expanded views).
+  const Tensor flat = arange(static_cast<double>(base.numel()), DType::Int64);
+  const Tensor idx = raw::reshape(raw::contiguous(raw::as_strided(flat, t.shape(), t.strides(), t.offset() - base.offset())), {-1});
+  const Shape bs = base.shape();
+  auto node = make_node("AsStridedBackward", {base}, [idx, bs](const std::vector<Tensor>& g) {
+    const Tensor z = zeros({numel_of(bs)}, g[0].dtype(), g[0].device());
+    return std::vector<Tensor>{raw::reshape(raw::scatter_add(z, 0, idx, raw::reshape(raw::contiguous(g[0]), {-1})), bs)};
+  });
+  node->outputs().push_back({t.shape(), t.dtype(), t.device()});
+  return node;
+}
+
+void refresh_view(const Tensor& t) {
+  auto& meta = t.impl()->autograd;
+  if (!meta.view_base || meta.view_version == t.version() || !grad_enabled()) return;
+  meta.view_version = t.version();
+  const Tensor base(meta.view_base);
+  // A non-contiguous base can only be a leaf (ops make contiguous outputs), whose history never
+  // changes, so the view's own grad_fn stays right.
+  if (!base.requires_grad() || !base.is_contiguous()) return;
+  meta.grad_fn = view_of_base_node(base, t);
+  meta.output_nr = 0;
 }
 
 namespace {
 
+/// Anomaly mode: throws naming `node` if a gradient it sends along an edge is not finite.
 void check_finite(const Node& node, const std::vector<Tensor>& grads) {
-  for (std::size_t i = 0; i < grads.size(); ++i) {
+  for (std::size_t i = 0; i < grads.size() && i < node.next_edges().size(); ++i) {
     const Tensor& g = grads[i];
-    if (!g.defined() || !is_floating(g.dtype()) || g.numel() == 0) continue;
+    // A gradient for an input that needs none (a constant) flows nowhere: not an anomaly.
+    if (!node.next_edges()[i].fn || !g.defined() || !is_floating(g.dtype()) || g.numel() == 0) continue;
     const Tensor finite = raw::reduce(ReduceOp::Min, raw::unary(UnaryOp::IsFinite, g), {}, false);
     EMBER_CHECK(finite.item() != 0.0, fmt::format("anomaly: {} returned NaN or Inf in its gradient for input {} "
                                                   "(shape {})", node.name(), i, shape_str(g.shape())));
@@ -163,9 +199,9 @@ void accumulate(std::vector<Tensor>& buffer, std::uint32_t nr, const Tensor& g) 
 }  // namespace
 
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph) {
-  NoGradGuard no_grad;  // backward computations are not recorded (no double backward)
   std::vector<Edge> root_edges;
   for (const auto& r : roots) root_edges.push_back(edge_of(r));
+  NoGradGuard no_grad;  // backward computations are not recorded (no double backward)
   auto deps = count_dependencies(root_edges);
   std::unordered_map<Node*, std::vector<Tensor>> buffers;
   std::unordered_map<Node*, std::shared_ptr<Node>> keep;  // holds nodes alive while they are queued

@@ -161,8 +161,13 @@ Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, B
 /// The same for an op with several outputs; each output gets its own output number.
 std::vector<Tensor> record_multi(std::vector<Tensor> outs, const char* name, const std::vector<Tensor>& inputs,
                                  BackwardFn fn);
-/// Marks `out` as a view of its input for the in-place checks.
-Tensor mark_view(Tensor out);
+/// Records that `out` shares `input`'s data: its base is input's base, or input itself.
+Tensor mark_view(Tensor out, const Tensor& input);
+/// If t is a view whose data changed in place since its grad_fn was set, re-expresses t as a region
+/// of its base (AsStridedBackward), so gradients follow the base's current history.
+void refresh_view(const Tensor& t);
+/// For a view t: the node mapping t's gradient into its base (a scatter into zeros of the base's shape).
+std::shared_ptr<Node> view_of_base_node(const Tensor& base, const Tensor& t);
 
 /// Computes gradients of `roots` (seeded with `grads`) into every leaf that requires grad.
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph);

@@ -17,8 +17,9 @@ using Grads = std::vector<Tensor>;
 /// A view op: out shares x's data; backward maps g back to x's shape with `back`.
 template <class Back>
 Tensor view_op(const Tensor& x, Tensor out, const char* name, Back back) {
-  if (!needs_grad({x})) return out;
-  return mark_view(record(out, name, {x}, [back](const Grads& g) { return Grads{back(g[0])}; }));
+  if (out.is_same(x)) out = x.detach();  // a view is always a new tensor object
+  if (needs_grad({x})) out = record(out, name, {x}, [back](const Grads& g) { return Grads{back(g[0])}; });
+  return mark_view(out, x);
 }
 
 /// Zeros of x's shape with g written into the region `region(zeros)` picks.

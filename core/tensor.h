@@ -33,7 +33,10 @@ struct AutogradMeta {
   std::shared_ptr<Node> grad_fn;      ///< the node that produced this tensor (null for leaves)
   std::uint32_t output_nr = 0;        ///< which output of grad_fn this tensor is
   std::weak_ptr<Node> grad_accumulator;  ///< the AccumulateGrad node of a leaf, while a graph uses it
-  bool is_view = false;               ///< made by a differentiable view op (shares its input's data)
+  /// For a tensor made by a view op: the tensor (itself no view) whose data it shares. In-place
+  /// changes through the view re-base that tensor's history.
+  std::shared_ptr<TensorImpl> view_base;
+  std::uint64_t view_version = 0;     ///< the storage version when a view's grad_fn was last set
 };
 
 /// The object a Tensor handle points to.
