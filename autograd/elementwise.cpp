@@ -20,14 +20,25 @@ Tensor scalar_like(double v, const Tensor& x) {
 /// A mask (Bool) as x's floating dtype.
 Tensor as_float(const Tensor& mask, const Tensor& like) { return raw::to_dtype(mask, like.dtype()); }
 
-/// A unary op y = f(x) whose backward is g * df(x, y).
+/// A unary op y = f(x) whose backward is g * derivative(x): saves only the input.
 template <class D>
-Tensor unary_op(const Tensor& x, UnaryOp op, const char* name, D derivative, UnaryArgs args = {}) {
+Tensor unary_in(const Tensor& x, UnaryOp op, const char* name, D derivative, UnaryArgs args = {}) {
   Tensor y = raw::unary(op, x, args);
   if (!needs_grad({x})) return y;
-  SavedTensor sx(x), sy(y);
-  return record(y, name, {x}, [sx, sy, derivative, name](const Grads& g) {
-    return Grads{raw::mul(g[0], derivative(sx.get(name), sy.get(name)))};
+  SavedTensor sx(x);
+  return record(y, name, {x}, [sx, derivative, name](const Grads& g) {
+    return Grads{raw::mul(g[0], derivative(sx.get(name)))};
+  });
+}
+
+/// A unary op y = f(x) whose backward is g * derivative(y): saves only the output (exp, tanh, ...).
+template <class D>
+Tensor unary_out(const Tensor& x, UnaryOp op, const char* name, D derivative) {
+  Tensor y = raw::unary(op, x);
+  if (!needs_grad({x})) return y;
+  SavedTensor sy(y);
+  return record(y, name, {x}, [sy, derivative, name](const Grads& g) {
+    return Grads{raw::mul(g[0], derivative(sy.get(name)))};
   });
 }
 
@@ -88,7 +99,7 @@ Tensor pow(const Tensor& a, const Tensor& b) {
 }
 
 Tensor pow(const Tensor& x, double e) {
-  return unary_op(x, UnaryOp::PowScalar, "PowBackward", [e](const Tensor& X, const Tensor&) {
+  return unary_in(x, UnaryOp::PowScalar, "PowBackward", [e](const Tensor& X) {
     return raw::mul_scalar(raw::unary(UnaryOp::PowScalar, X, {e - 1.0}), e);
   }, {e});
 }
@@ -145,65 +156,65 @@ Tensor operator>(const Tensor& a, const Tensor& b) { return gt(a, b); }
 Tensor operator>=(const Tensor& a, const Tensor& b) { return ge(a, b); }
 
 Tensor neg(const Tensor& x) {
-  return unary_op(x, UnaryOp::Neg, "NegBackward", [](const Tensor& X, const Tensor&) { return scalar_like(-1, X); });
+  return unary_in(x, UnaryOp::Neg, "NegBackward", [](const Tensor& X) { return scalar_like(-1, X); });
 }
 Tensor exp(const Tensor& x) {
-  return unary_op(x, UnaryOp::Exp, "ExpBackward", [](const Tensor&, const Tensor& Y) { return Y; });
+  return unary_out(x, UnaryOp::Exp, "ExpBackward", [](const Tensor& Y) { return Y; });
 }
 Tensor log(const Tensor& x) {
-  return unary_op(x, UnaryOp::Log, "LogBackward",
-                  [](const Tensor& X, const Tensor&) { return raw::unary(UnaryOp::Reciprocal, X); });
+  return unary_in(x, UnaryOp::Log, "LogBackward",
+                  [](const Tensor& X) { return raw::unary(UnaryOp::Reciprocal, X); });
 }
 Tensor log1p(const Tensor& x) {
-  return unary_op(x, UnaryOp::Log1p, "Log1pBackward",
-                  [](const Tensor& X, const Tensor&) { return raw::unary(UnaryOp::Reciprocal, raw::add_scalar(X, 1)); });
+  return unary_in(x, UnaryOp::Log1p, "Log1pBackward",
+                  [](const Tensor& X) { return raw::unary(UnaryOp::Reciprocal, raw::add_scalar(X, 1)); });
 }
 Tensor expm1(const Tensor& x) {
-  return unary_op(x, UnaryOp::Expm1, "Expm1Backward", [](const Tensor&, const Tensor& Y) { return raw::add_scalar(Y, 1); });
+  return unary_out(x, UnaryOp::Expm1, "Expm1Backward", [](const Tensor& Y) { return raw::add_scalar(Y, 1); });
 }
 Tensor sqrt(const Tensor& x) {
-  return unary_op(x, UnaryOp::Sqrt, "SqrtBackward", [](const Tensor&, const Tensor& Y) {
+  return unary_out(x, UnaryOp::Sqrt, "SqrtBackward", [](const Tensor& Y) {
     return raw::mul_scalar(raw::unary(UnaryOp::Reciprocal, Y), 0.5);
   });
 }
 Tensor rsqrt(const Tensor& x) {
-  return unary_op(x, UnaryOp::Rsqrt, "RsqrtBackward", [](const Tensor&, const Tensor& Y) {
+  return unary_out(x, UnaryOp::Rsqrt, "RsqrtBackward", [](const Tensor& Y) {
     return raw::mul_scalar(raw::unary(UnaryOp::PowScalar, Y, {3.0}), -0.5);
   });
 }
 Tensor abs(const Tensor& x) {
-  return unary_op(x, UnaryOp::Abs, "AbsBackward", [](const Tensor& X, const Tensor&) { return raw::unary(UnaryOp::Sign, X); });
+  return unary_in(x, UnaryOp::Abs, "AbsBackward", [](const Tensor& X) { return raw::unary(UnaryOp::Sign, X); });
 }
 Tensor square(const Tensor& x) {
-  return unary_op(x, UnaryOp::Square, "SquareBackward", [](const Tensor& X, const Tensor&) { return raw::mul_scalar(X, 2); });
+  return unary_in(x, UnaryOp::Square, "SquareBackward", [](const Tensor& X) { return raw::mul_scalar(X, 2); });
 }
 Tensor sin(const Tensor& x) {
-  return unary_op(x, UnaryOp::Sin, "SinBackward", [](const Tensor& X, const Tensor&) { return raw::unary(UnaryOp::Cos, X); });
+  return unary_in(x, UnaryOp::Sin, "SinBackward", [](const Tensor& X) { return raw::unary(UnaryOp::Cos, X); });
 }
 Tensor cos(const Tensor& x) {
-  return unary_op(x, UnaryOp::Cos, "CosBackward", [](const Tensor& X, const Tensor&) {
+  return unary_in(x, UnaryOp::Cos, "CosBackward", [](const Tensor& X) {
     return raw::unary(UnaryOp::Neg, raw::unary(UnaryOp::Sin, X));
   });
 }
 Tensor tanh(const Tensor& x) {
-  return unary_op(x, UnaryOp::Tanh, "TanhBackward", [](const Tensor&, const Tensor& Y) {
+  return unary_out(x, UnaryOp::Tanh, "TanhBackward", [](const Tensor& Y) {
     return raw::add_scalar(raw::unary(UnaryOp::Neg, raw::unary(UnaryOp::Square, Y)), 1);  // 1 - y^2
   });
 }
 Tensor sigmoid(const Tensor& x) {
-  return unary_op(x, UnaryOp::Sigmoid, "SigmoidBackward", [](const Tensor&, const Tensor& Y) {
+  return unary_out(x, UnaryOp::Sigmoid, "SigmoidBackward", [](const Tensor& Y) {
     return raw::mul(Y, raw::add_scalar(raw::unary(UnaryOp::Neg, Y), 1));  // y (1 - y)
   });
 }
 Tensor relu(const Tensor& x) {
-  return unary_op(x, UnaryOp::Relu, "ReluBackward", [](const Tensor& X, const Tensor&) {
+  return unary_in(x, UnaryOp::Relu, "ReluBackward", [](const Tensor& X) {
     return as_float(raw::binary(BinaryOp::Gt, X, scalar_like(0, X)), X);
   });
 }
 
 Tensor gelu(const Tensor& x, bool tanh_approximation) {
   if (tanh_approximation)
-    return unary_op(x, UnaryOp::GeluTanh, "GeluBackward", [](const Tensor& X, const Tensor&) {
+    return unary_in(x, UnaryOp::GeluTanh, "GeluBackward", [](const Tensor& X) {
       // t = tanh(k (x + c x^3)); d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3 c x^2)
       const double k = 0.7978845608028654, c = 0.044715;
       const Tensor x2 = raw::unary(UnaryOp::Square, X);
@@ -214,7 +225,7 @@ Tensor gelu(const Tensor& x, bool tanh_approximation) {
       const Tensor right = raw::mul(raw::mul_scalar(raw::mul(X, sech2), 0.5 * k), raw::add_scalar(raw::mul_scalar(x2, 3 * c), 1));
       return raw::add(left, right);
     });
-  return unary_op(x, UnaryOp::GeluErf, "GeluBackward", [](const Tensor& X, const Tensor&) {
+  return unary_in(x, UnaryOp::GeluErf, "GeluBackward", [](const Tensor& X) {
     // d/dx x Phi(x) = Phi(x) + x phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
     const Tensor Phi = raw::mul_scalar(raw::add_scalar(raw::unary(UnaryOp::Erf, raw::mul_scalar(X, 0.7071067811865476)), 1), 0.5);
     const Tensor phi = raw::mul_scalar(raw::unary(UnaryOp::Exp, raw::mul_scalar(raw::unary(UnaryOp::Square, X), -0.5)),
@@ -224,22 +235,23 @@ Tensor gelu(const Tensor& x, bool tanh_approximation) {
 }
 
 Tensor silu(const Tensor& x) {
-  return unary_op(x, UnaryOp::Silu, "SiluBackward", [](const Tensor& X, const Tensor&) {
+  return unary_in(x, UnaryOp::Silu, "SiluBackward", [](const Tensor& X) {
     const Tensor s = raw::unary(UnaryOp::Sigmoid, X);  // s + x s (1 - s)
     return raw::add(s, raw::mul(raw::mul(X, s), raw::add_scalar(raw::unary(UnaryOp::Neg, s), 1)));
   });
 }
 Tensor softplus(const Tensor& x) {
-  return unary_op(x, UnaryOp::Softplus, "SoftplusBackward",
-                  [](const Tensor& X, const Tensor&) { return raw::unary(UnaryOp::Sigmoid, X); });
+  return unary_in(x, UnaryOp::Softplus, "SoftplusBackward",
+                  [](const Tensor& X) { return raw::unary(UnaryOp::Sigmoid, X); });
 }
 Tensor elu(const Tensor& x, double alpha) {
-  return unary_op(x, UnaryOp::Elu, "EluBackward", [alpha](const Tensor& X, const Tensor& Y) {
-    return raw::where(raw::binary(BinaryOp::Gt, X, scalar_like(0, X)), scalar_like(1, X), raw::add_scalar(Y, alpha));
+  return unary_in(x, UnaryOp::Elu, "EluBackward", [alpha](const Tensor& X) {  // 1 for x > 0, alpha e^x otherwise
+    return raw::where(raw::binary(BinaryOp::Gt, X, scalar_like(0, X)), scalar_like(1, X),
+                      raw::mul_scalar(raw::unary(UnaryOp::Exp, X), alpha));
   }, {alpha});
 }
 Tensor clamp(const Tensor& x, double lo, double hi) {
-  return unary_op(x, UnaryOp::Clamp, "ClampBackward", [lo, hi](const Tensor& X, const Tensor&) {
+  return unary_in(x, UnaryOp::Clamp, "ClampBackward", [lo, hi](const Tensor& X) {
     const Tensor inside = raw::binary(BinaryOp::And, raw::binary(BinaryOp::Ge, X, scalar_like(lo, X)),
                                       raw::binary(BinaryOp::Le, X, scalar_like(hi, X)));
     return as_float(inside, X);

@@ -13,7 +13,9 @@ target_link_libraries(ember PRIVATE fmt::fmt OpenMP::OpenMP_CXX ember_openblas)
 if(EMBER_HAVE_CUDA)
   target_link_libraries(ember PRIVATE CUDA::cudart CUDA::cublas)
 endif()
-set_target_properties(ember PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR})
+# The installed library finds its dependencies (cuBLAS under /usr/local/cuda) without LD_LIBRARY_PATH.
+set_target_properties(ember PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}
+  INSTALL_RPATH_USE_LINK_PATH TRUE)
 
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)

@@ -13,6 +13,7 @@ namespace ember {
 /// The exception ember throws for every misuse of its API.
 class Error : public std::runtime_error {
  public:
+  /// An error whose what() is `message`.
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
