@@ -19,7 +19,8 @@ using Grads = std::vector<Tensor>;
 /// x's shape with `dims` (normalised) set to 1.
 Shape kept_shape(const Shape& shape, const std::vector<int>& dims) {
   Shape s = shape;
-  for (int d : dims) s[d] = 1;
+  for (int d : dims)
+    if (d < static_cast<int>(s.size())) s[d] = 1;  // a 0-d tensor's dim 0 has no entry
   return s;
 }
 
@@ -32,7 +33,8 @@ Tensor spread(const Tensor& g, const Shape& kept, const Shape& full) {
 
 std::int64_t count_of(const Shape& shape, const std::vector<int>& dims) {
   std::int64_t n = 1;
-  for (int d : dims) n *= shape[d];
+  for (int d : dims)
+    if (d < static_cast<int>(shape.size())) n *= shape[d];
   return n;
 }
 

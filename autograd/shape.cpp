@@ -33,11 +33,13 @@ Tensor scatter_into_zeros(const Shape& shape, const Tensor& g, Region region) {
 }  // namespace
 
 Tensor view(const Tensor& x, const Shape& shape) {
+  raw::check_defined("view", x);
   const Shape in = x.shape();
   return view_op(x, raw::view(x, shape), "ViewBackward", [in](const Tensor& g) { return raw::reshape(g, in); });
 }
 
 Tensor reshape(const Tensor& x, const Shape& shape) {
+  raw::check_defined("reshape", x);
   const Shape in = x.shape();
   Tensor out = raw::reshape(x, shape);
   if (!out.shares_storage(x)) {  // a copy, not a view
@@ -60,16 +62,19 @@ Tensor permute(const Tensor& x, const std::vector<std::int64_t>& dims) {
 }
 
 Tensor squeeze(const Tensor& x, const std::vector<std::int64_t>& dims) {
+  raw::check_defined("squeeze", x);
   const Shape in = x.shape();
   return view_op(x, raw::squeeze(x, dims), "SqueezeBackward", [in](const Tensor& g) { return raw::reshape(g, in); });
 }
 
 Tensor unsqueeze(const Tensor& x, std::int64_t d) {
+  raw::check_defined("unsqueeze", x);
   const Shape in = x.shape();
   return view_op(x, raw::unsqueeze(x, d), "UnsqueezeBackward", [in](const Tensor& g) { return raw::reshape(g, in); });
 }
 
 Tensor expand(const Tensor& x, const Shape& shape) {
+  raw::check_defined("expand", x);
   const Shape in = x.shape();
   return view_op(x, raw::expand(x, shape), "ExpandBackward", [in](const Tensor& g) { return raw::sum_to(g, in); });
 }
@@ -88,6 +93,7 @@ Tensor flatten(const Tensor& x, std::int64_t start, std::int64_t end) {
 }
 
 Tensor slice(const Tensor& x, std::int64_t dim, std::int64_t start, std::int64_t end, std::int64_t step) {
+  raw::check_defined("slice", x);
   const Shape in = x.shape();
   return view_op(x, raw::slice(x, dim, start, end, step), "SliceBackward", [=](const Tensor& g) {
     return scatter_into_zeros(in, g, [&](const Tensor& z) { return raw::slice(z, dim, start, end, step); });
@@ -95,6 +101,7 @@ Tensor slice(const Tensor& x, std::int64_t dim, std::int64_t start, std::int64_t
 }
 
 Tensor select(const Tensor& x, std::int64_t dim, std::int64_t index) {
+  raw::check_defined("select", x);
   const Shape in = x.shape();
   return view_op(x, raw::select(x, dim, index), "SelectBackward", [=](const Tensor& g) {
     return scatter_into_zeros(in, g, [&](const Tensor& z) { return raw::select(z, dim, index); });
@@ -217,8 +224,16 @@ Tensor triu(const Tensor& x, std::int64_t k) { return triangle(x, k, true); }
 
 Tensor one_hot(const Tensor& index, std::int64_t num_classes) {
   raw::check_index("one_hot", index);
-  if (num_classes < 0)
-    num_classes = index.numel() ? static_cast<std::int64_t>(raw::reduce(ReduceOp::Max, index, {}, false).item()) + 1 : 0;
+  if (index.numel() > 0) {
+    const auto lo = static_cast<std::int64_t>(raw::reduce(ReduceOp::Min, index, {}, false).item());
+    const auto hi = static_cast<std::int64_t>(raw::reduce(ReduceOp::Max, index, {}, false).item());
+    if (num_classes < 0) num_classes = hi + 1;
+    EMBER_CHECK(lo >= 0 && hi < num_classes,
+                fmt::format("one_hot: class index {} is out of range for {} classes (index of shape {})",
+                            lo < 0 ? lo : hi, num_classes, shape_str(index.shape())));
+  } else if (num_classes < 0) {
+    num_classes = 0;
+  }
   Shape shape = index.shape();
   shape.push_back(num_classes);
   const Tensor idx = raw::unsqueeze(index, -1);

@@ -47,9 +47,9 @@ Tensor linspace(double start, double end, std::int64_t steps, DType dtype, Devic
   EMBER_CHECK(steps >= 0, fmt::format("linspace: steps must be non-negative, got {}", steps));
   std::vector<double> v(steps);
   const double h = steps > 1 ? (end - start) / static_cast<double>(steps - 1) : 0.0;
-  // Fill from both ends so the last value is exactly `end`.
+  // Fill from both ends so the first value is exactly `start` and the last exactly `end`.
   for (std::int64_t i = 0; i < steps; ++i)
-    v[i] = i < steps / 2 ? start + h * static_cast<double>(i) : end - h * static_cast<double>(steps - 1 - i);
+    v[i] = i < (steps + 1) / 2 ? start + h * static_cast<double>(i) : end - h * static_cast<double>(steps - 1 - i);
   return raw::to_device(from_vector(v, {steps}, dtype), device);
 }
 

@@ -3,6 +3,7 @@
 #include "core/ops.h"
 
 #include <algorithm>
+#include <iterator>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -49,7 +50,12 @@ bool float_only(UnaryOp op) {
 }  // namespace
 
 Tensor unary(UnaryOp op, const Tensor& x, UnaryArgs args) {
-  check_defined("unary", x);
+  static const char* names[] = {"neg",        "exp",    "log",  "log1p",       "expm1",   "sqrt",    "rsqrt",
+                                "abs",        "sign",   "sin",  "cos",         "tanh",    "sigmoid", "relu",
+                                "gelu",       "gelu",   "silu", "softplus",    "elu",     "pow",     "clamp",
+                                "reciprocal", "square", "erf",  "logical_not", "isfinite"};
+  static_assert(std::size(names) == static_cast<std::size_t>(UnaryOp::IsFinite) + 1, "one name per UnaryOp");
+  check_defined(names[static_cast<int>(op)], x);
   Tensor in = x;
   if (float_only(op) && !is_floating(x.dtype())) in = to_dtype(x, DType::Float32);
   if (x.dtype() == DType::Bool && (op == UnaryOp::Neg || op == UnaryOp::Abs)) in = to_dtype(x, DType::Int64);
@@ -60,11 +66,11 @@ Tensor unary(UnaryOp op, const Tensor& x, UnaryArgs args) {
 }
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
-  check_defined("binary", a);
-  check_defined("binary", b);
   static const char* names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq",
                                 "ne",  "lt",  "le",  "gt",  "ge",  "logical_and", "logical_or"};
   const std::string name = names[static_cast<int>(op)];
+  check_defined(name, a);
+  check_defined(name, b);
   check_same_device(name, a, b);
   const Shape shape = broadcast_shapes(name, a.shape(), b.shape());
   DType dt = promote_types(a.dtype(), b.dtype());
@@ -120,16 +126,16 @@ Tensor reduce(ReduceOp op, const Tensor& x, const std::vector<std::int64_t>& dim
   const std::string name = names[static_cast<int>(op)];
   check_defined(name, x);
   const auto nd = normalize_dims(name, dims, x.dim());
+  Tensor in = contiguous(x.dim() == 0 ? view(x, {1}) : x);  // a 0-d tensor reduces as [1] over dim 0
   if (op == ReduceOp::Max || op == ReduceOp::Min)
     for (int d : nd)
-      EMBER_CHECK(x.shape()[d] > 0, fmt::format("{}: cannot reduce the empty dim {} of shape {}", name, d,
-                                                shape_str(x.shape())));
-  Tensor in = contiguous(x);
+      EMBER_CHECK(in.shape()[d] > 0, fmt::format("{}: cannot reduce the empty dim {} of shape {}", name, d,
+                                                 shape_str(x.shape())));
   if (op == ReduceOp::Mean && !is_floating(x.dtype())) in = to_dtype(in, DType::Float32);
   if (x.dtype() == DType::Bool && op != ReduceOp::Max && op != ReduceOp::Min) in = to_dtype(in, DType::Int64);
-  Tensor out = Tensor::empty(reduced_shape(x.shape(), nd, true), in.dtype(), x.device());
+  Tensor out = Tensor::empty(reduced_shape(in.shape(), nd, true), in.dtype(), x.device());
   be(in).reduce(op, in, nd, out);
-  return keepdim ? out : view(out, reduced_shape(x.shape(), nd, false));
+  return view(out, reduced_shape(x.shape(), nd, keepdim));
 }
 
 Tensor sum(const Tensor& x, const std::vector<std::int64_t>& dims, bool keepdim) {

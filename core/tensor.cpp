@@ -76,8 +76,9 @@ template <> constexpr DType dtype_of<bool>() { return DType::Bool; }
 
 template <class T>
 T* Tensor::data_ptr() const {
-  EMBER_CHECK(dtype() == dtype_of<T>(), fmt::format("data_ptr: tensor has dtype {}, asked for {}",
-                                                    dtype_name(dtype()), dtype_name(dtype_of<T>())));
+  EMBER_CHECK(dtype() == dtype_of<T>(),
+              fmt::format("data_ptr: tensor of shape {} has dtype {}, asked for {}", shape_str(shape()),
+                          dtype_name(dtype()), dtype_name(dtype_of<T>())));
   EMBER_CHECK(device().is_cpu(), fmt::format("data_ptr: tensor is on {}, move it to the CPU first", device().str()));
   return static_cast<T*>(raw_data());
 }

@@ -1,9 +1,15 @@
 /// \file
 /// \brief CPU elementwise kernels: copy with conversion, fill, unary math, binary arithmetic and
-/// comparisons, where. The innermost row of each loop is a plain pointer loop the compiler vectorises.
+/// comparisons, where. The innermost row of each loop is a plain pointer loop the compiler vectorises;
+/// transcendental functions on contiguous float/double data use Eigen's vectorised versions.
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include <Eigen/Core>
 
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/loops.h"
@@ -14,12 +20,76 @@ using cpu::compute_t;
 using cpu::load;
 using cpu::store;
 
+namespace {
+
+/// Freed blocks of 1 MiB and more, kept for the next allocation of the same size (up to 512 MiB in
+/// all). malloc hands such blocks back to the kernel on free, so a fresh one page-faults on every
+/// 4 KiB at first touch: for a 64 MiB output that costs more than the add that fills it (measured in
+/// bench/RESULTS.md), and a training step frees and reallocates the same sizes every iteration.
+class BlockCache {
+ public:
+  static constexpr std::size_t kMinBytes = std::size_t(1) << 20;
+  static constexpr std::size_t kCapBytes = std::size_t(512) << 20;
+
+  /// A cached block of exactly `nbytes`, or a new one (null when out of memory).
+  void* take(std::size_t nbytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = free_.find(nbytes); it != free_.end()) {
+      void* p = it->second;
+      free_.erase(it);
+      cached_ -= nbytes;
+      return p;
+    }
+    void* p = std::aligned_alloc(64, nbytes);
+    if (!p) {  // out of memory: give the cached blocks back and try once more
+      for (auto& [size, q] : free_) std::free(q);
+      free_.clear();
+      cached_ = 0;
+      p = std::aligned_alloc(64, nbytes);
+    }
+    if (p) sizes_[p] = nbytes;
+    return p;
+  }
+
+  /// Takes back `p` if this cache made it (caching or freeing it); false for any other pointer.
+  bool give(void* p) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = sizes_.find(p);
+    if (it == sizes_.end()) return false;
+    if (cached_ + it->second <= kCapBytes) {
+      free_.emplace(it->second, p);
+      cached_ += it->second;
+    } else {
+      sizes_.erase(it);
+      std::free(p);
+    }
+    return true;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<void*, std::size_t> sizes_;  // every block made here, in use or cached
+  std::multimap<std::size_t, void*> free_;        // cached blocks by size
+  std::size_t cached_ = 0;
+};
+
+/// Never destroyed, so tensors freed during static destruction still find it.
+BlockCache& block_cache() {
+  static BlockCache* cache = new BlockCache;
+  return *cache;
+}
+
+}  // namespace
+
 void* CpuBackend::allocate(std::size_t nbytes) {
-  void* p = std::aligned_alloc(64, (nbytes + 63) / 64 * 64);
+  const std::size_t rounded = (nbytes + 63) / 64 * 64;
+  void* p = rounded >= BlockCache::kMinBytes ? block_cache().take(rounded) : std::aligned_alloc(64, rounded);
   if (!p) throw Error("cpu: out of memory allocating " + std::to_string(nbytes) + " bytes");
   return p;
 }
-void CpuBackend::deallocate(void* ptr) { std::free(ptr); }
+void CpuBackend::deallocate(void* ptr) {
+  if (!block_cache().give(ptr)) std::free(ptr);
+}
 void CpuBackend::copy_from_host(void* dst, const void* src, std::size_t nbytes) { std::memcpy(dst, src, nbytes); }
 void CpuBackend::copy_to_host(void* dst, const void* src, std::size_t nbytes) { std::memcpy(dst, src, nbytes); }
 
@@ -94,7 +164,7 @@ C apply_unary(UnaryOp op, C x, const UnaryArgs& args) {
     case UnaryOp::Cos: return std::cos(x);
     case UnaryOp::Tanh: return std::tanh(x);
     case UnaryOp::Sigmoid: return C(1) / (C(1) + std::exp(-x));
-    case UnaryOp::Relu: return x > C(0) ? x : C(0);
+    case UnaryOp::Relu: return (x > C(0) || x != x) ? x : C(0);  // NaN propagates, as in PyTorch
     case UnaryOp::GeluErf: return C(0.5) * x * (C(1) + std::erf(x * C(0.7071067811865476)));
     case UnaryOp::GeluTanh: return gelu_tanh(x);
     case UnaryOp::Silu: return x / (C(1) + std::exp(-x));
@@ -122,8 +192,48 @@ void unary_loop(const Tensor& x, const Tensor& out, const UnaryArgs& args) {
   }
 }
 
+/// The ops Eigen evaluates with SIMD (exp, log, tanh, ... via polynomial approximations accurate
+/// to a few ulp), many times faster than calling std::tanh per element.
+bool has_eigen_unary(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::Exp: case UnaryOp::Log: case UnaryOp::Log1p: case UnaryOp::Expm1: case UnaryOp::Sqrt:
+    case UnaryOp::Rsqrt: case UnaryOp::Sin: case UnaryOp::Cos: case UnaryOp::Tanh: case UnaryOp::Sigmoid:
+      return true;
+    default: return false;
+  }
+}
+
+/// out = op(x) on n contiguous elements through Eigen arrays, split across threads.
+template <class T>
+void eigen_unary(UnaryOp op, const T* x, T* out, std::int64_t n) {
+  using A = Eigen::Array<T, Eigen::Dynamic, 1>;
+  cpu::parallel_range(n, n * 4, [&](std::int64_t b, std::int64_t e) {
+    const Eigen::Map<const A> X(x + b, e - b);
+    Eigen::Map<A> O(out + b, e - b);
+    switch (op) {
+      case UnaryOp::Exp: O = X.exp(); break;
+      case UnaryOp::Log: O = X.log(); break;
+      case UnaryOp::Log1p: O = X.log1p(); break;
+      case UnaryOp::Expm1: O = X.expm1(); break;
+      case UnaryOp::Sqrt: O = X.sqrt(); break;
+      case UnaryOp::Rsqrt: O = X.rsqrt(); break;
+      case UnaryOp::Sin: O = X.sin(); break;
+      case UnaryOp::Cos: O = X.cos(); break;
+      case UnaryOp::Tanh: O = X.tanh(); break;
+      case UnaryOp::Sigmoid: O = X.logistic(); break;
+      default: break;
+    }
+  });
+}
+
 template <class T>
 void unary_typed(UnaryOp op, const Tensor& x, const Tensor& out, const UnaryArgs& args) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    if (has_eigen_unary(op) && x.is_contiguous() && out.is_contiguous()) {
+      eigen_unary(op, static_cast<const T*>(x.raw_data()), static_cast<T*>(out.raw_data()), x.numel());
+      return;
+    }
+  }
   switch (op) {
 #define EMBER_UNARY_CASE(name) \
   case UnaryOp::name: unary_loop<UnaryOp::name, T>(x, out, args); return;

@@ -3,6 +3,7 @@
 /// fills (uniform, Box-Muller normal, Bernoulli, integers).
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -18,12 +19,12 @@ using cpu::store;
 
 namespace {
 
-/// Throws naming `op` unless every index lies in [0, size).
-void check_range(const char* op, const Tensor& index, std::int64_t size) {
+/// Throws naming `op` and the input's shape unless every index lies in [0, shape[dim]).
+void check_range(const char* op, const Tensor& index, const Shape& shape, int dim) {
   const std::int64_t* p = index.data_ptr<std::int64_t>();
   for (std::int64_t i = 0; i < index.numel(); ++i)
-    EMBER_CHECK(p[i] >= 0 && p[i] < size,
-                fmt::format("{}: index {} is out of range for a dim of size {}", op, p[i], size));
+    EMBER_CHECK(p[i] >= 0 && p[i] < shape[dim], fmt::format("{}: index {} is out of range for dim {} of shape {}", op,
+                                                            p[i], dim, shape_str(shape)));
 }
 
 /// Element offset in a contiguous tensor of `shape` for the multi-index of flat position k in
@@ -40,11 +41,26 @@ std::int64_t offset_with(const Shape& shape, const Shape& strides, const Shape& 
   return off;
 }
 
+/// The largest T below `high`. Rounding a uniform sample to T can carry it up to `high` itself (a
+/// float16 sample in [0, 1) rounds to 1 once in ~4096 draws); such samples land here instead, so rand
+/// stays in [low, high) in every dtype.
+template <class T>
+T largest_below(double high) {
+  T t = store<T>(static_cast<compute_t<T>>(high));
+  while (load<double>(t) >= high) {
+    if constexpr (std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>)  // one step toward -inf
+      t.bits = (t.bits & 0x7fffu) == 0 ? 0x8001u : ((t.bits & 0x8000u) ? t.bits + 1 : t.bits - 1);
+    else
+      t = std::nextafter(t, -std::numeric_limits<T>::infinity());
+  }
+  return t;
+}
+
 }  // namespace
 
 void CpuBackend::index_select(const Tensor& x, int dim, const Tensor& index, const Tensor& out) {
   const cpu::DimSplit s(x.shape(), dim);
-  check_range("index_select", index, s.n);
+  check_range("index_select", index, x.shape(), dim);
   const std::int64_t L = index.numel();
   const std::int64_t* idx = index.data_ptr<std::int64_t>();
   const std::size_t bytes = element_size(x.dtype());
@@ -59,7 +75,7 @@ void CpuBackend::index_select(const Tensor& x, int dim, const Tensor& index, con
 }
 
 void CpuBackend::gather(const Tensor& x, int dim, const Tensor& index, const Tensor& out) {
-  check_range("gather", index, x.shape()[dim]);
+  check_range("gather", index, x.shape(), dim);
   const std::int64_t* idx = index.data_ptr<std::int64_t>();
   cpu::dispatch(x.dtype(), [&](auto t) {
     using T = decltype(t);
@@ -71,7 +87,7 @@ void CpuBackend::gather(const Tensor& x, int dim, const Tensor& index, const Ten
 }
 
 void CpuBackend::scatter_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) {
-  check_range("scatter_add", index, out.shape()[dim]);
+  check_range("scatter_add", index, out.shape(), dim);
   const std::int64_t* idx = index.data_ptr<std::int64_t>();
   const Shape src_strides = src.strides();
   cpu::dispatch(out.dtype(), [&](auto t) {
@@ -110,6 +126,9 @@ void CpuBackend::random(RandomKind kind, const Tensor& out, RandomArgs args) {
     using T = decltype(t);
     using C = compute_t<T>;
     T* po = static_cast<T*>(out.raw_data());
+    T top{};
+    if constexpr (std::is_floating_point_v<C>)
+      if (kind == RandomKind::Uniform && args.b > args.a) top = largest_below<T>(args.b);
     // Block k feeds elements 2k and 2k+1: words (0, 1) and (2, 3).
     cpu::parallel_range((n + 1) / 2, n * 16, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t k = b; k < e; ++k) {
@@ -138,7 +157,12 @@ void CpuBackend::random(RandomKind kind, const Tensor& out, RandomArgs args) {
             break;
           }
         }
-        for (int j = 0; j < 2 && 2 * k + j < n; ++j) po[2 * k + j] = store<T>(static_cast<C>(v[j]));
+        for (int j = 0; j < 2 && 2 * k + j < n; ++j) {
+          T s = store<T>(static_cast<C>(v[j]));
+          if constexpr (std::is_floating_point_v<C>)
+            if (kind == RandomKind::Uniform && load<double>(s) >= args.b && args.b > args.a) s = top;
+          po[2 * k + j] = s;
+        }
       }
     });
   });

@@ -22,9 +22,14 @@ constexpr std::int64_t kParallelGrain = 32768;
 
 /// The type an element is computed in: float for the 16-bit floats, int64 for Bool.
 template <class T> struct Compute { using type = T; };
+/// \typedef ember::cpu::Compute::type
+/// The compute type: T itself, except in the specializations for Half, BFloat16 and bool.
+/// \cond EMBER_INTERNAL (the specializations are listed with the primary template only)
 template <> struct Compute<Half> { using type = float; };
 template <> struct Compute<BFloat16> { using type = float; };
 template <> struct Compute<bool> { using type = std::int64_t; };
+/// \endcond
+/// Compute<T>::type.
 template <class T> using compute_t = typename Compute<T>::type;
 
 /// Reads a stored element as type C.
@@ -114,7 +119,20 @@ void for_each_row(const Shape& shape, const std::array<const Shape*, K>& operand
       row(off, n, inner);
     }
   };
-  const bool parallel = rows * n >= kParallelGrain && rows > 1 && !omp_in_parallel();
+  const bool parallel = rows * n >= kParallelGrain && !omp_in_parallel();
+  if (parallel && rows == 1) {
+    // One long row (any contiguous tensor coalesces to this): each thread takes a slice, cut at
+    // multiples of 64 elements so no two threads write one cache line and slices stay aligned.
+#pragma omp parallel
+    {
+      const std::int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      const std::int64_t b = t == 0 ? 0 : n * t / nt / 64 * 64, e = t + 1 == nt ? n : n * (t + 1) / nt / 64 * 64;
+      std::array<std::int64_t, K> off{};
+      for (int k = 0; k < K; ++k) off[k] = b * inner[k];
+      if (b < e) row(off, e - b, inner);
+    }
+    return;
+  }
   if (!parallel) {
     run(0, rows);
     return;
@@ -146,6 +164,7 @@ struct DimSplit {
   std::int64_t outer = 1;  ///< product of sizes before dim
   std::int64_t n = 1;      ///< size of dim
   std::int64_t inner = 1;  ///< product of sizes after dim
+  /// Splits `shape` around `dim`.
   DimSplit(const Shape& shape, int dim) {
     for (int d = 0; d < dim; ++d) outer *= shape[d];
     n = shape[dim];

@@ -198,14 +198,15 @@ void CpuBackend::softmax(const Tensor& x, int dim, bool log, const Tensor& out) 
         const std::int64_t base = (o / s.inner) * s.n * s.inner + o % s.inner;
         C m = -std::numeric_limits<C>::infinity();
         for (std::int64_t r = 0; r < s.n; ++r) m = std::max(m, load<C>(px[base + r * s.inner]));
-        if (std::isinf(m) && m < 0) m = 0;  // an all -inf row: exp gives 0s, the sum 0
+        if (std::isinf(m) && m < 0) m = 0;  // an all -inf row: 0 / 0 gives NaN, as in PyTorch
         double sum = 0;
         for (std::int64_t r = 0; r < s.n; ++r) sum += std::exp(load<C>(px[base + r * s.inner]) - m);
         if (log) {
-          const C shift = m + static_cast<C>(std::log(sum));
+          // (x - m) - log(sum), not x - (m + log(sum)): m + log(sum) would round to m's ulp when |m| is large.
+          const C lse = static_cast<C>(std::log(sum));
           for (std::int64_t r = 0; r < s.n; ++r) {
             const std::int64_t k = base + r * s.inner;
-            po[k] = store<T>(load<C>(px[k]) - shift);
+            po[k] = store<T>((load<C>(px[k]) - m) - lse);
           }
         } else {
           const C inv = static_cast<C>(1.0 / sum);
