@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <unordered_map>
@@ -34,7 +35,8 @@ class BlockCache {
   /// A cached block of exactly `nbytes`, or a new one (null when out of memory).
   void* take(std::size_t nbytes) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (auto it = free_.find(nbytes); it != free_.end()) {
+    if (auto [lo, hi] = free_.equal_range(nbytes); lo != hi) {  // the last one freed: warmest in cache
+      const auto it = std::prev(hi);
       void* p = it->second;
       free_.erase(it);
       cached_ -= nbytes;
@@ -42,7 +44,10 @@ class BlockCache {
     }
     void* p = std::aligned_alloc(64, nbytes);
     if (!p) {  // out of memory: give the cached blocks back and try once more
-      for (auto& [size, q] : free_) std::free(q);
+      for (auto& [size, q] : free_) {
+        sizes_.erase(q);
+        std::free(q);
+      }
       free_.clear();
       cached_ = 0;
       p = std::aligned_alloc(64, nbytes);
