@@ -42,6 +42,13 @@ inline bool allclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, doubl
   return true;
 }
 
+/// A 1-D Float64 leaf that requires grad.
+inline Tensor leaf(std::initializer_list<double> values) {
+  Tensor t = tensor(values, DType::Float64);
+  t.requires_grad_();
+  return t;
+}
+
 /// Checks that `expr` throws ember::Error whose message contains `needle`.
 #define CHECK_THROWS_EMBER(expr, needle) CHECK_THROWS_WITH_AS(expr, doctest::Contains(needle), ::ember::Error)
 

@@ -9,13 +9,7 @@
 using namespace ember;
 using ember::test::allclose;
 
-namespace {
-Tensor leaf(std::initializer_list<double> v) {
-  Tensor t = tensor(v, DType::Float64);
-  t.requires_grad_();
-  return t;
-}
-}  // namespace
+using ember::test::leaf;
 
 TEST_CASE("engine: gradients accumulate into a leaf across two backward calls") {
   Tensor x = leaf({1, -2, 3});

@@ -6,13 +6,7 @@
 using namespace ember;
 using ember::test::allclose;
 
-namespace {
-Tensor leaf(std::initializer_list<double> v) {
-  Tensor t = tensor(v, DType::Float64);
-  t.requires_grad_();
-  return t;
-}
-}  // namespace
+using ember::test::leaf;
 
 TEST_CASE("mul_ through a slice scales the gradient of that region of the base") {
   Tensor x = leaf({1, 2, 3, 4});

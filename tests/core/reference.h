@@ -4,6 +4,7 @@
 /// first mismatch.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <sstream>
@@ -83,6 +84,28 @@ inline void check_values(const Tensor& got, const Shape& shape, const std::vecto
 /// check_values with exact equality.
 inline void check_exact(const Tensor& got, const Shape& shape, const std::vector<double>& want) {
   check_values(got, shape, want, 0.0, 0.0);
+}
+
+/// The broadcast shape by NumPy's rule, written out independently of ember's broadcast_shapes.
+inline Shape broadcast(const Shape& a, const Shape& b) {
+  const std::size_t n = std::max(a.size(), b.size());
+  Shape out(n, 1);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t da = i + a.size() >= n ? a[i + a.size() - n] : 1;
+    const std::int64_t db = i + b.size() >= n ? b[i + b.size() - n] : 1;
+    REQUIRE((da == db || da == 1 || db == 1));
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+/// The flat index into a tensor of `shape` read by broadcast output multi-index `idx` (right-aligned,
+/// size-1 dims fixed at 0).
+inline std::int64_t broadcast_source_index(const std::vector<std::int64_t>& idx, const Shape& shape) {
+  std::int64_t flat = 0;
+  const std::size_t lead = idx.size() - shape.size();
+  for (std::size_t d = 0; d < shape.size(); ++d) flat = flat * shape[d] + (shape[d] == 1 ? 0 : idx[lead + d]);
+  return flat;
 }
 
 }  // namespace ember::test

@@ -12,30 +12,10 @@
 using namespace ember;
 using test::check_exact;
 using test::check_values;
+using test::broadcast;
+using test::broadcast_source_index;
 
 namespace {
-
-/// The broadcast shape by NumPy's rule, written out independently of ember's broadcast_shapes.
-Shape broadcast(const Shape& a, const Shape& b) {
-  const std::size_t n = std::max(a.size(), b.size());
-  Shape out(n, 1);
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::int64_t da = i + a.size() >= n ? a[i + a.size() - n] : 1;
-    const std::int64_t db = i + b.size() >= n ? b[i + b.size() - n] : 1;
-    REQUIRE((da == db || da == 1 || db == 1));
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
-}
-
-/// The flat index into a tensor of `shape` read by output multi-index `out_idx` (right-aligned, size-1 dims fixed at
-/// 0).
-std::int64_t source_index(const std::vector<std::int64_t>& out_idx, const Shape& shape) {
-  std::int64_t flat = 0;
-  const std::size_t lead = out_idx.size() - shape.size();
-  for (std::size_t d = 0; d < shape.size(); ++d) flat = flat * shape[d] + (shape[d] == 1 ? 0 : out_idx[lead + d]);
-  return flat;
-}
 
 /// f(a, b) elementwise over the broadcast shape, in double.
 std::vector<double> naive(const Tensor& a, const Tensor& b, const std::function<double(double, double)>& f) {
@@ -44,7 +24,7 @@ std::vector<double> naive(const Tensor& a, const Tensor& b, const std::function<
   std::vector<double> r;
   for (std::int64_t k = 0; k < test::count(out); ++k) {
     const auto idx = test::unravel(k, out);
-    r.push_back(f(va[source_index(idx, a.shape())], vb[source_index(idx, b.shape())]));
+    r.push_back(f(va[broadcast_source_index(idx, a.shape())], vb[broadcast_source_index(idx, b.shape())]));
   }
   return r;
 }

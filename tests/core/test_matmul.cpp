@@ -10,6 +10,8 @@
 using namespace ember;
 using test::check_exact;
 using test::check_values;
+using test::broadcast;
+using test::broadcast_source_index;
 
 namespace {
 
@@ -18,25 +20,6 @@ struct Ref {
   std::vector<double> v;
   std::vector<double> scale;  // sum_k |a| |b| per element: the size of the rounding error
 };
-
-Shape broadcast(const Shape& a, const Shape& b) {
-  const std::size_t n = std::max(a.size(), b.size());
-  Shape out(n, 1);
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::int64_t da = i + a.size() >= n ? a[i + a.size() - n] : 1;
-    const std::int64_t db = i + b.size() >= n ? b[i + b.size() - n] : 1;
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
-}
-
-/// Flat index into batch shape `shape` for broadcast batch multi-index `idx`.
-std::int64_t batch_index(const std::vector<std::int64_t>& idx, const Shape& shape) {
-  std::int64_t flat = 0;
-  const std::size_t lead = idx.size() - shape.size();
-  for (std::size_t d = 0; d < shape.size(); ++d) flat = flat * shape[d] + (shape[d] == 1 ? 0 : idx[lead + d]);
-  return flat;
-}
 
 Ref naive_matmul(const Tensor& a, const Tensor& b) {
   Shape sa = a.shape(), sb = b.shape();
@@ -54,7 +37,7 @@ Ref naive_matmul(const Tensor& a, const Tensor& b) {
   if (!vec_b) r.shape.push_back(N);
   for (std::int64_t t = 0; t < test::count(batch); ++t) {
     const auto idx = test::unravel(t, batch);
-    const std::int64_t ia = batch_index(idx, ba), ib = batch_index(idx, bb);
+    const std::int64_t ia = broadcast_source_index(idx, ba), ib = broadcast_source_index(idx, bb);
     for (std::int64_t m = 0; m < M; ++m)
       for (std::int64_t n = 0; n < N; ++n) {
         double s = 0, sc = 0;
