@@ -27,9 +27,9 @@ void check_range(const char* op, const Tensor& index, const Shape& shape, int di
                                                             p[i], dim, shape_str(shape)));
 }
 
-/// Element offset in a contiguous tensor of `shape` for the multi-index of flat position k in
+/// Element offset, under `strides`, of the multi-index of flat position k in
 /// `index_shape`, with coordinate `dim` replaced by `at`.
-std::int64_t offset_with(const Shape& shape, const Shape& strides, const Shape& index_shape, std::int64_t k, int dim,
+std::int64_t offset_with(const Shape& strides, const Shape& index_shape, std::int64_t k, int dim,
                          std::int64_t at) {
   std::int64_t off = 0;
   for (std::size_t d = index_shape.size(); d-- > 0;) {
@@ -37,7 +37,6 @@ std::int64_t offset_with(const Shape& shape, const Shape& strides, const Shape& 
     k /= index_shape[d];
     off += (static_cast<int>(d) == dim ? at : c) * strides[d];
   }
-  (void)shape;
   return off;
 }
 
@@ -82,7 +81,7 @@ void CpuBackend::gather(const Tensor& x, int dim, const Tensor& index, const Ten
     const T* px = static_cast<const T*>(x.raw_data());
     T* po = static_cast<T*>(out.raw_data());
     for (std::int64_t k = 0; k < index.numel(); ++k)
-      po[k] = px[offset_with(x.shape(), x.strides(), index.shape(), k, dim, idx[k])];
+      po[k] = px[offset_with(x.strides(), index.shape(), k, dim, idx[k])];
   });
 }
 
@@ -96,8 +95,8 @@ void CpuBackend::scatter_add(const Tensor& out, int dim, const Tensor& index, co
     const T* ps = static_cast<const T*>(src.raw_data());
     T* po = static_cast<T*>(out.raw_data());
     for (std::int64_t k = 0; k < index.numel(); ++k) {
-      const std::int64_t o = offset_with(out.shape(), out.strides(), index.shape(), k, dim, idx[k]);
-      const std::int64_t si = offset_with(src.shape(), src_strides, index.shape(), k, -1, 0);
+      const std::int64_t o = offset_with(out.strides(), index.shape(), k, dim, idx[k]);
+      const std::int64_t si = offset_with(src_strides, index.shape(), k, -1, 0);
       po[o] = store<T>(static_cast<C>(load<C>(po[o]) + load<C>(ps[si])));
     }
   });
