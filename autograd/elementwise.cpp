@@ -225,13 +225,9 @@ Tensor gelu(const Tensor& x, bool tanh_approximation) {
       const Tensor right = raw::mul(raw::mul_scalar(raw::mul(X, sech2), 0.5 * k), raw::add_scalar(raw::mul_scalar(x2, 3 * c), 1));
       return raw::add(left, right);
     });
-  return unary_in(x, UnaryOp::GeluErf, "GeluBackward", [](const Tensor& X) {
-    // d/dx x Phi(x) = Phi(x) + x phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
-    const Tensor Phi = raw::mul_scalar(raw::add_scalar(raw::unary(UnaryOp::Erf, raw::mul_scalar(X, 0.7071067811865476)), 1), 0.5);
-    const Tensor phi = raw::mul_scalar(raw::unary(UnaryOp::Exp, raw::mul_scalar(raw::unary(UnaryOp::Square, X), -0.5)),
-                                       0.3989422804014327);
-    return raw::add(Phi, raw::mul(X, phi));
-  });
+  // d/dx x Phi(x) = Phi(x) + x phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, phi(x) = exp(-x^2 / 2) / sqrt(2 pi):
+  // one kernel (GeluErfGrad).
+  return unary_in(x, UnaryOp::GeluErf, "GeluBackward", [](const Tensor& X) { return raw::unary(UnaryOp::GeluErfGrad, X); });
 }
 
 Tensor silu(const Tensor& x) {

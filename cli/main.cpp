@@ -1,11 +1,13 @@
 /// \file
-/// \brief The `ember` command. `ember info` prints the version, build type, devices and dtypes.
+/// \brief The `ember` command: `train`, `generate` and `info`. Misuse (unknown flags, bad values) exits with
+/// code 2 and a one-line reason on stderr.
 #include <cstdio>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "cli/commands.h"
 #include "ember.h"
 
 namespace {
@@ -33,17 +35,24 @@ int main(int argc, char** argv) {
   CLI::App app{"ember: an educational deep-learning framework"};
   app.require_subcommand(1);
   auto* info = app.add_subcommand("info", "Print version, build type, devices and dtypes");
+  auto* train = app.add_subcommand("train", "Train a model on a built-in task or a text file");
+  auto* generate = app.add_subcommand("generate", "Continue a prompt with a trained checkpoint");
+  const ember::cli::Command run_train = ember::cli::add_train_command(*train);
+  const ember::cli::Command run_generate = ember::cli::add_generate_command(*generate);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : 2;  // misuse exits with 2
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::fprintf(stderr, "ember: %s (see --help)\n", e.what());  // misuse: one line, exit code 2
+    return 2;
   }
   try {
     if (info->parsed()) return run_info();
+    if (train->parsed()) return run_train();
+    if (generate->parsed()) return run_generate();
   } catch (const ember::Error& e) {
     std::fprintf(stderr, "ember: %s\n", e.what());
-    return 1;
+    return 2;
   }
   return 0;
 }

@@ -2,6 +2,7 @@
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(Eigen3 3.4 REQUIRED NO_MODULE)
 find_package(fmt REQUIRED)
+find_package(nlohmann_json 3 REQUIRED)
 
 # OpenBLAS, preferably its OpenMP build, so BLAS and ember's loops share one thread pool.
 find_path(OPENBLAS_INCLUDE_DIR cblas.h

@@ -1,7 +1,7 @@
 # Compiler flags shared by every ember target.
 add_library(ember_flags INTERFACE)
 target_compile_options(ember_flags INTERFACE
-  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra>)
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -fno-math-errno>)
 if(EMBER_NATIVE)
   target_compile_options(ember_flags INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-march=native>)
 endif()

@@ -17,9 +17,10 @@
 namespace ember {
 
 /// Elementwise functions of one input. Parameters (alpha, lo/hi, exponent) travel in UnaryArgs.
+/// GeluErfGrad is the derivative of GeluErf, Φ(x) + x φ(x), for backward.
 enum class UnaryOp {
   Neg, Exp, Log, Log1p, Expm1, Sqrt, Rsqrt, Abs, Sign, Sin, Cos, Tanh, Sigmoid, Relu,
-  GeluErf, GeluTanh, Silu, Softplus, Elu, PowScalar, Clamp, Reciprocal, Square, Erf, Not, IsFinite
+  GeluErf, GeluTanh, Silu, Softplus, Elu, PowScalar, Clamp, Reciprocal, Square, Erf, GeluErfGrad, Not, IsFinite
 };
 /// Elementwise functions of two inputs of one dtype; comparisons write Bool.
 enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum, Eq, Ne, Lt, Le, Gt, Ge, And, Or };
@@ -97,6 +98,19 @@ class Backend {
   virtual void scatter_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src);
   /// out[..., i, j] = x[..., i, j] if (j - i >= k) == upper (triu) / (j - i <= k) (tril), else 0.
   virtual void triangle(const Tensor& x, std::int64_t k, bool upper, const Tensor& out);
+  /// The attention weights of scores x [..., Tq, Tk] (contiguous): out = softmax(scale · x + M) along the last
+  /// dim, with M = −∞ where key j lies after query i's position (j > Tk − Tq + i) when `causal`, else 0.
+  virtual void attention_softmax(const Tensor& x, double scale, bool causal, const Tensor& out);
+  /// Its backward from y = the forward's output and g = dL/dy: out = scale · y ⊙ (g − Σ_j g ⊙ y).
+  virtual void attention_softmax_backward(const Tensor& y, const Tensor& g, double scale, const Tensor& out);
+  /// Layer norm over the last dim of contiguous x [N, D] (RMS norm when `rms`: no mean subtracted):
+  /// y = (x - mean) * rstd * w + b with rstd = 1 / sqrt(var + eps) (mean of x^2 for RMS). Writes the
+  /// per-row mean and rstd [N] for backward. w and b [D] may be undefined (no scale, no shift).
+  virtual void norm_forward(bool rms, const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y,
+                            const Tensor& mean, const Tensor& rstd);
+  /// Backward of norm_forward given g = dL/dy: gx [N, D], gw and gb [D] (undefined ones are skipped).
+  virtual void norm_backward(bool rms, const Tensor& g, const Tensor& x, const Tensor& w, const Tensor& mean,
+                             const Tensor& rstd, const Tensor& gx, const Tensor& gw, const Tensor& gb);
   /// Fills out (contiguous) with Philox random numbers. Elements 2k and 2k+1 come from block
   /// offset + k (words 0-1 and 2-3; a Box-Muller pair for Normal), so they depend only on (seed, offset, i).
   virtual void random(RandomKind kind, const Tensor& out, RandomArgs args);

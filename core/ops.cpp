@@ -53,7 +53,7 @@ Tensor unary(UnaryOp op, const Tensor& x, UnaryArgs args) {
   static const char* names[] = {"neg",        "exp",    "log",  "log1p",       "expm1",   "sqrt",    "rsqrt",
                                 "abs",        "sign",   "sin",  "cos",         "tanh",    "sigmoid", "relu",
                                 "gelu",       "gelu",   "silu", "softplus",    "elu",     "pow",     "clamp",
-                                "reciprocal", "square", "erf",  "logical_not", "isfinite"};
+                                "reciprocal", "square", "erf",  "gelu_backward", "logical_not", "isfinite"};
   static_assert(std::size(names) == static_cast<std::size_t>(UnaryOp::IsFinite) + 1, "one name per UnaryOp");
   check_defined(names[static_cast<int>(op)], x);
   Tensor in = x;

@@ -30,6 +30,12 @@ class CpuBackend final : public Backend {
   void scatter_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) override;
   void triangle(const Tensor& x, std::int64_t k, bool upper, const Tensor& out) override;
   void random(RandomKind kind, const Tensor& out, RandomArgs args) override;
+  void attention_softmax(const Tensor& x, double scale, bool causal, const Tensor& out) override;
+  void attention_softmax_backward(const Tensor& y, const Tensor& g, double scale, const Tensor& out) override;
+  void norm_forward(bool rms, const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y,
+                    const Tensor& mean, const Tensor& rstd) override;
+  void norm_backward(bool rms, const Tensor& g, const Tensor& x, const Tensor& w, const Tensor& mean,
+                     const Tensor& rstd, const Tensor& gx, const Tensor& gw, const Tensor& gb) override;
 };
 
 }  // namespace ember

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include <Eigen/Core>
+#include <unsupported/Eigen/SpecialFunctions>
 
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/loops.h"
@@ -180,6 +181,8 @@ C apply_unary(UnaryOp op, C x, const UnaryArgs& args) {
     case UnaryOp::Reciprocal: return C(1) / x;
     case UnaryOp::Square: return x * x;
     case UnaryOp::Erf: return std::erf(x);
+    case UnaryOp::GeluErfGrad:
+      return C(0.5) * (C(1) + std::erf(x * C(0.7071067811865476))) + x * C(0.3989422804014327) * std::exp(C(-0.5) * x * x);
     case UnaryOp::Not: return C(x == C(0));
     case UnaryOp::IsFinite: return C(std::isfinite(static_cast<double>(x)));
   }
@@ -203,6 +206,7 @@ bool has_eigen_unary(UnaryOp op) {
   switch (op) {
     case UnaryOp::Exp: case UnaryOp::Log: case UnaryOp::Log1p: case UnaryOp::Expm1: case UnaryOp::Sqrt:
     case UnaryOp::Rsqrt: case UnaryOp::Sin: case UnaryOp::Cos: case UnaryOp::Tanh: case UnaryOp::Sigmoid:
+    case UnaryOp::Erf: case UnaryOp::GeluErf: case UnaryOp::GeluErfGrad:
       return true;
     default: return false;
   }
@@ -226,6 +230,11 @@ void eigen_unary(UnaryOp op, const T* x, T* out, std::int64_t n) {
       case UnaryOp::Cos: O = X.cos(); break;
       case UnaryOp::Tanh: O = X.tanh(); break;
       case UnaryOp::Sigmoid: O = X.logistic(); break;
+      case UnaryOp::Erf: O = X.erf(); break;
+      case UnaryOp::GeluErf: O = T(0.5) * X * (T(1) + (X * T(0.7071067811865476)).erf()); break;
+      case UnaryOp::GeluErfGrad:
+        O = T(0.5) * (T(1) + (X * T(0.7071067811865476)).erf()) + X * T(0.3989422804014327) * (T(-0.5) * X.square()).exp();
+        break;
       default: break;
     }
   });
@@ -247,7 +256,8 @@ void unary_typed(UnaryOp op, const Tensor& x, const Tensor& out, const UnaryArgs
     EMBER_UNARY_CASE(Sign) EMBER_UNARY_CASE(Sin) EMBER_UNARY_CASE(Cos) EMBER_UNARY_CASE(Tanh)
     EMBER_UNARY_CASE(Sigmoid) EMBER_UNARY_CASE(Relu) EMBER_UNARY_CASE(GeluErf) EMBER_UNARY_CASE(GeluTanh)
     EMBER_UNARY_CASE(Silu) EMBER_UNARY_CASE(Softplus) EMBER_UNARY_CASE(Elu) EMBER_UNARY_CASE(PowScalar)
-    EMBER_UNARY_CASE(Clamp) EMBER_UNARY_CASE(Reciprocal) EMBER_UNARY_CASE(Square) EMBER_UNARY_CASE(Erf) EMBER_UNARY_CASE(Not)
+    EMBER_UNARY_CASE(Clamp) EMBER_UNARY_CASE(Reciprocal) EMBER_UNARY_CASE(Square) EMBER_UNARY_CASE(Erf) EMBER_UNARY_CASE(GeluErfGrad)
+    EMBER_UNARY_CASE(Not)
     EMBER_UNARY_CASE(IsFinite)
 #undef EMBER_UNARY_CASE
   }

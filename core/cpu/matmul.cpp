@@ -79,8 +79,9 @@ void blas_matmul(const Tensor& a, const Tensor& b, const Tensor& out, BlasLayout
   auto one = [&](std::int64_t i) {
     gemm<T>(la.trans, lb.trans, M, N, K, pa + oa[i], la.ld, pb + ob[i], lb.ld, pc + i * M * N);
   };
-  // Small products: one per thread (BLAS runs single-threaded inside a parallel region).
-  const bool per_thread = count >= 2 && M * N * K <= 256 * 256 * 256;
+  // Small products: one per thread (BLAS runs single-threaded inside a parallel region), when there is
+  // enough work in all to pay for waking the threads (a region costs microseconds, far more on a busy machine).
+  const bool per_thread = count >= 2 && M * N * K <= 256 * 256 * 256 && count * M * N * K >= (1 << 18);
   if (per_thread && !omp_in_parallel()) {
 #pragma omp parallel for schedule(static)
     for (std::int64_t i = 0; i < count; ++i) one(i);

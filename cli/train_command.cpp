@@ -1,0 +1,160 @@
+/// \file
+/// \brief `ember train`: builds the task, the model and AdamW with warmup-cosine, runs the Trainer, and reports
+/// (summary line `final: step=N loss=X accuracy=Y`, solved held-out examples, where the files went).
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "autograd/ops.h"
+#include "core/ops.h"
+#include "cli/commands.h"
+#include "cli/run_config.h"
+#include "layers/mixer.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+
+namespace ember::cli {
+
+namespace {
+
+/// The flags of `ember train`; zeros mean "the task's default" (steps, seq).
+struct TrainFlags {
+  RunConfig run;
+  std::string mixer = "softmax";
+  bool resume = false;
+};
+
+constexpr std::int64_t kDefaultSteps = 2000;
+
+std::shared_ptr<nn::LanguageModel> make_model(RunConfig& c, const TaskBundle& task) {
+  c.model.vocab_size = task.tokenizer.vocab_size();
+  c.model.max_len = std::max<std::int64_t>(c.model.max_len, task.seq_len + 1);
+  c.model.seed = c.seed;
+  return std::make_shared<nn::LanguageModel>(c.model);
+}
+
+/// Greedy completions of a few held-out problems, in the task's notation, marked right or wrong.
+void print_examples(const nn::LanguageModel& model, const TaskBundle& task, std::int64_t count) {
+  if (!task.examples) return;
+  const data::TaskData& d = *task.examples;
+  count = std::min(count, d.size());
+  Tensor predictions = d.targets.clone();  // [N, T]; rows 0..count-1 get the model's tokens
+  for (std::int64_t row = 0; row < count; ++row) {
+    const auto input = select(d.inputs, 0, row).to_vector<std::int64_t>();
+    const auto targets = select(d.targets, 0, row).to_vector<std::int64_t>();
+    const auto first = std::find_if(targets.begin(), targets.end(), [](auto t) { return t != data::kIgnoreIndex; });
+    // The prompt runs up to the input at the first scored position; generation fills the rest.
+    const std::vector<std::int64_t> prompt(input.begin(), input.begin() + (first - targets.begin()) + 1);
+    nn::GenerateOptions g;
+    g.temperature = 0;
+    g.max_new_tokens = static_cast<std::int64_t>(targets.size() - prompt.size()) + 1;
+    std::vector<std::int64_t> out = model.generate(prompt, g);
+    out.erase(out.begin());  // predictions are shifted by one: position t predicts token t + 1
+    out.resize(targets.size(), 0);
+    raw::copy_(select(predictions, 0, row), from_vector(out, {static_cast<std::int64_t>(out.size())}));
+  }
+  const auto ok = data::rows_correct(narrow(predictions, 0, 0, count), narrow(d.targets, 0, 0, count));
+  fmt::print("held-out examples (greedy decoding):\n");
+  for (std::int64_t row = 0; row < count; ++row)
+    fmt::print("  {}  {}\n", d.format(row, predictions), ok[row] ? "right" : "WRONG");
+}
+
+void print_sample(const nn::LanguageModel& model, const TaskBundle& task) {
+  if (task.examples) return;
+  const auto& text = dynamic_cast<const data::TextDataset&>(*task.held_out);
+  const std::int64_t n = std::min<std::int64_t>(16, text.seq_len());
+  const std::vector<std::int64_t> prompt(text.ids().begin(), text.ids().begin() + n);
+  nn::GenerateOptions g;
+  g.temperature = 0.8;
+  g.top_k = 0;
+  g.max_new_tokens = std::min<std::int64_t>(200, model.config().max_len - n);
+  g.seed = 1;
+  fmt::print("sample (temperature 0.8):\n{}\n", task.tokenizer.decode(model.generate(prompt, g)));
+}
+
+int run_train(TrainFlags f) {
+  RunConfig& c = f.run;
+  if (c.out.empty()) c.out = "runs/" + c.task;
+  const std::string ckpt_path = (std::filesystem::path(c.out) / "checkpoint.safetensors").string();
+  std::optional<train::Checkpoint> ckpt;
+  if (f.resume) {
+    EMBER_CHECK(std::filesystem::exists(ckpt_path), "--resume: no checkpoint at " + ckpt_path);
+    ckpt = train::load_checkpoint(ckpt_path);
+    const std::int64_t steps = c.steps;
+    c = run_config_from_json(ckpt->metadata.at("ember.run"));
+    if (steps > 0) c.steps = steps;
+  } else {
+    c.model.mixers = {f.mixer};
+    nn::make_mixer(f.mixer, nn::MixerConfig{});  // rejects an unknown name before any work
+  }
+  if (c.steps == 0) c.steps = kDefaultSteps;
+  TaskBundle task = build_task(c);
+  auto model = make_model(c, task);
+  auto opt = std::make_shared<optim::AdamW>(optim::decay_groups(model->named_parameters(), c.lr, c.weight_decay));
+  auto sched = std::make_shared<optim::WarmupCosineSchedule>(c.lr, std::min(c.warmup, c.steps), c.steps, c.lr / 10);
+  train::TrainerConfig tc;
+  tc.steps = c.steps;
+  tc.eval_every = std::max<std::int64_t>(1, c.steps / 10);
+  tc.out_dir = c.out;
+  tc.exact_match = task.exact_match;
+  tc.eval_examples = task.exact_match ? 0 : 2000;
+  tc.metadata = {{"ember.run", to_json(c)}, {"ember.alphabet", alphabet_to_json(task.tokenizer.alphabet())}};
+  train::Trainer trainer(model, opt, sched, data::DataLoader(task.train, c.batch, true, c.seed, true), task.held_out, tc);
+  if (ckpt) trainer.resume(ckpt_path);
+  fmt::print("ember train: task {} (T = {}, vocab {}), {} layers of {}, d_model {}, {} parameters, {} steps of {}\n",
+             c.task, task.seq_len, task.tokenizer.vocab_size(), c.model.n_layers, c.model.mixers[0], c.model.d_model,
+             nn::with_commas(model->num_parameters()), c.steps, c.batch);
+  std::fflush(stdout);
+  train::Trainer::handle_interrupts();
+  const train::TrainResult r = trainer.fit();
+  if (r.interrupted) {
+    fmt::print("interrupted at step {}: checkpoint saved to {} (continue with --resume --out {})\n", r.step, ckpt_path,
+               c.out);
+    return 130;
+  }
+  print_examples(*model, task, 5);
+  print_sample(*model, task);
+  fmt::print("checkpoint: {}\nmetrics: {}\ncurves: {}\n", ckpt_path, (std::filesystem::path(c.out) / "metrics.csv").string(),
+             (std::filesystem::path(c.out) / "curves.svg").string());
+  fmt::print("final: step={} loss={:.4f} accuracy={:.4f}\n", r.step, r.eval.loss, r.eval.accuracy);
+  return 0;
+}
+
+}  // namespace
+
+Command add_train_command(CLI::App& sub) {
+  auto f = std::make_shared<TrainFlags>();
+  RunConfig& c = f->run;
+  sub.add_option("--task", c.task, "Built-in task, or text with --data")
+      ->check(CLI::IsMember({"addition", "copy", "selective_copy", "mqar", "induction", "text"}))
+      ->capture_default_str();
+  sub.add_option("--data", c.data, "Train a character model on this text file (sets --task text)")
+      ->check(CLI::ExistingFile);
+  sub.add_option("--digits", c.digits, "Digits per operand of the addition task")->check(CLI::Range(1, 9))
+      ->capture_default_str();
+  sub.add_option("--mixer", f->mixer, "Token mixer of every layer (registry name)")->capture_default_str();
+  sub.add_option("--layers", c.model.n_layers, "Transformer blocks")->check(CLI::PositiveNumber)->capture_default_str();
+  sub.add_option("--dim", c.model.d_model, "Model width d_model")->check(CLI::PositiveNumber)->capture_default_str();
+  sub.add_option("--heads", c.model.n_heads, "Attention heads")->check(CLI::PositiveNumber)->capture_default_str();
+  sub.add_option("--seq", c.seq, "Sequence length (copy, selective_copy, mqar, induction, text)")
+      ->check(CLI::PositiveNumber);
+  sub.add_option("--batch", c.batch, "Sequences per step")->check(CLI::PositiveNumber)->capture_default_str();
+  sub.add_option("--steps", c.steps, "Optimizer steps (default 2000)")->check(CLI::PositiveNumber);
+  sub.add_option("--lr", c.lr, "Peak learning rate")->check(CLI::Range(1e-7, 1.0))->capture_default_str();
+  sub.add_option("--seed", c.seed, "Seed of data, weights and dropout")->capture_default_str();
+  sub.add_option("--positions", c.model.positions, "Position encoding")
+      ->check(CLI::IsMember({"learned", "rope", "none"}))
+      ->capture_default_str();
+  sub.add_option("--out", c.out, "Output directory (default runs/<task>)");
+  sub.add_flag("--resume", f->resume, "Continue the run saved in --out");
+  return [f]() {
+    if (!f->run.data.empty()) f->run.task = "text";
+    return run_train(*f);
+  };
+}
+
+}  // namespace ember::cli

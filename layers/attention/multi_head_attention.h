@@ -1,0 +1,56 @@
+/// \file
+/// \brief nn::MultiHeadAttention: causal multi-head softmax attention (Vaswani et al. 2017) with a KV cache.
+///
+/// Q = X W_q, K = X W_k, V = X W_v split into H heads of d = D/H; O = concat_h softmax(Q_h K_hᵀ/√d + M) V_h W_o,
+/// M = −∞ above the diagonal; optional RoPE on Q and K. Decoding keeps K and V of every past token
+/// (the KV cache, [B, H, max_len, d]) and attends the new query over slots 0..t.
+#pragma once
+
+#include <array>
+#include <memory>
+
+#include "layers/linear.h"
+#include "layers/mixer.h"
+
+namespace ember::nn {
+
+/// The KV cache of one attention layer.
+struct KVCache : MixerState {
+  Tensor k;  ///< [B, H, max_len, d]; slots 0..position−1 are filled
+  Tensor v;  ///< [B, H, max_len, d]
+};
+
+/// Causal multi-head self-attention; the attention kernel (`attend`) is naive softmax here and is what
+/// faster or sparser variants override.
+class MultiHeadAttention : public SequenceMixer {
+ public:
+  /// d_model, n_heads (dividing d_model), rope, bias and max_len from the config.
+  explicit MultiHeadAttention(const MixerConfig& config);
+  /// x: [B, T, D] -> [B, T, D].
+  Tensor forward(const Tensor& x) override;
+  std::unique_ptr<MixerState> init_state(std::int64_t batch, std::int64_t max_len) const override;
+  /// x_t: [B, D] -> [B, D]; appends this token's k, v to the cache. Records no gradients.
+  Tensor step(const Tensor& x_t, MixerState& state) const override;
+
+  std::shared_ptr<Linear> q_proj;  ///< W_q
+  std::shared_ptr<Linear> k_proj;  ///< W_k
+  std::shared_ptr<Linear> v_proj;  ///< W_v
+  std::shared_ptr<Linear> o_proj;  ///< W_o
+  const std::int64_t n_heads;      ///< H
+  const std::int64_t head_dim;     ///< d = D / H
+
+ protected:
+  /// q: [B, H, Tq, d], k, v: [B, H, Tk, d] -> [B, H, Tq, d], causal with bottom-right alignment.
+  virtual Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v) const;
+  std::string extra_repr() const override;
+
+ private:
+  /// x: [B, T, D] -> q, k, v: [B, H, T, d] each, RoPE applied at positions start..start+T−1.
+  std::array<Tensor, 3> project(const Tensor& x, std::int64_t start) const;
+  /// o: [B, H, T, d] -> [B, T, D] through W_o.
+  Tensor merge(const Tensor& o) const;
+  bool rope_;
+  Tensor rope_cos_, rope_sin_;
+};
+
+}  // namespace ember::nn

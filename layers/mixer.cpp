@@ -1,0 +1,47 @@
+/// \file
+/// \brief The mixer registry: one line per mixer in `registry()`.
+#include "layers/mixer.h"
+
+#include "layers/attention/multi_head_attention.h"
+
+namespace ember::nn {
+
+namespace {
+
+template <class M>
+std::shared_ptr<SequenceMixer> make(const MixerConfig& c) {
+  return std::make_shared<M>(c);
+}
+
+/// Every mixer ember has, by name. A new mixer joins by adding its line here.
+const std::map<std::string, MixerFactory>& registry() {
+  static const std::map<std::string, MixerFactory> table = {
+      {"softmax", make<MultiHeadAttention>},
+  };
+  return table;
+}
+
+}  // namespace
+
+double MixerConfig::option(const std::string& name, double fallback) const {
+  const auto it = options.find(name);
+  return it == options.end() ? fallback : it->second;
+}
+
+std::shared_ptr<SequenceMixer> make_mixer(const std::string& name, const MixerConfig& config) {
+  const auto it = registry().find(name);
+  if (it == registry().end()) {
+    std::string known;
+    for (const auto& n : mixer_names()) known += (known.empty() ? "" : ", ") + n;
+    throw Error("make_mixer: unknown mixer '" + name + "' (known: " + known + ")");
+  }
+  return it->second(config);
+}
+
+std::vector<std::string> mixer_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, f] : registry()) names.push_back(name);
+  return names;
+}
+
+}  // namespace ember::nn

@@ -1,0 +1,63 @@
+/// \file
+/// \brief nn::SequenceMixer, the interface of every token mixer, and the registry that makes mixers by name.
+///
+/// A mixer maps x [B, T, D] to y [B, T, D] causally: y_t depends on x_0..x_t only. Besides the parallel
+/// `forward` used in training, it decodes one token at a time: `init_state(B, max_len)` then
+/// `step(x_t, state)` for t = 0, 1, ... (a KV cache for softmax attention, a fixed-size state for linear
+/// attention and SSMs). The contract, tested for every mixer: stepping through t = 0..T−1 gives the
+/// outputs of `forward`.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/philox.h"
+#include "layers/module.h"
+
+namespace ember::nn {
+
+/// What every mixer is built from; options specific to one mixer go in `options` by name.
+struct MixerConfig {
+  std::int64_t d_model = 128;     ///< D
+  std::int64_t n_heads = 4;       ///< H (mixers with heads)
+  std::int64_t max_len = 1024;    ///< the longest sequence (KV cache size, RoPE tables)
+  bool rope = false;              ///< rotary position embedding on queries and keys
+  double rope_base = 10000.0;     ///< RoPE's base
+  bool bias = true;               ///< biases in projections
+  std::map<std::string, double> options;  ///< mixer-specific settings (e.g. "chunk", "d_state")
+  Generator* gen = nullptr;       ///< where initial weights are drawn from (default generator if null)
+  /// options[name] or `fallback` when absent.
+  double option(const std::string& name, double fallback) const;
+};
+
+/// A mixer's decoding state (subclasses hold the KV cache or the recurrent state).
+struct MixerState {
+  virtual ~MixerState() = default;
+  std::int64_t position = 0;  ///< how many tokens have been consumed
+};
+
+/// The base of every token mixer.
+class SequenceMixer : public Module {
+ public:
+  /// A mixer named `type_name`.
+  explicit SequenceMixer(std::string type_name) : Module(std::move(type_name)) {}
+  /// x: [B, T, D] -> [B, T, D], causal.
+  Tensor forward(const Tensor& x) override = 0;
+  /// A fresh state for decoding `batch` sequences of up to max_len tokens.
+  virtual std::unique_ptr<MixerState> init_state(std::int64_t batch, std::int64_t max_len) const = 0;
+  /// x_t: [B, D] -> y_t: [B, D], the output at position state.position; advances the state.
+  virtual Tensor step(const Tensor& x_t, MixerState& state) const = 0;
+};
+
+/// Makes a mixer from a config.
+using MixerFactory = std::function<std::shared_ptr<SequenceMixer>(const MixerConfig&)>;
+
+/// The mixer registered as `name` (e.g. "softmax"); throws listing the known names otherwise.
+std::shared_ptr<SequenceMixer> make_mixer(const std::string& name, const MixerConfig& config);
+/// The registered names, sorted.
+std::vector<std::string> mixer_names();
+
+}  // namespace ember::nn

@@ -1,0 +1,114 @@
+/// \file
+/// \brief nn::LanguageModel: a decoder-only transformer whose token mixer is chosen by name per layer.
+///
+/// h_0 = E[ids] (+ P[positions] with learned positions); per block (pre-norm, GPT-2 style):
+/// h ← h + mixer(norm₁(h)), h ← h + MLP(norm₂(h)); logits = head(norm_f(h)), with head = Eᵀ when weights
+/// are tied. Initialised as GPT-2: Linear and Embedding weights N(0, 0.02), biases 0, and the projections
+/// that write into the residual stream (o_proj, down_proj) N(0, 0.02/sqrt(2·n_layers)).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layers/containers.h"
+#include "layers/linear.h"
+#include "layers/mixer.h"
+#include "layers/mlp.h"
+
+namespace ember::nn {
+
+/// The shape of a LanguageModel.
+struct LanguageModelConfig {
+  std::int64_t vocab_size = 64;   ///< V
+  std::int64_t d_model = 128;     ///< D
+  std::int64_t n_layers = 2;      ///< number of blocks
+  std::int64_t n_heads = 4;       ///< heads of attention mixers
+  std::int64_t max_len = 256;     ///< the longest sequence (learned positions, RoPE, KV cache)
+  std::string positions = "learned";           ///< "learned", "rope" or "none"
+  std::vector<std::string> mixers = {"softmax"};  ///< one name for every layer, or one per layer
+  std::map<std::string, double> mixer_options;  ///< passed to every mixer (MixerConfig::options)
+  std::string norm = "layernorm";  ///< "layernorm" or "rmsnorm"
+  std::string mlp = "gelu";        ///< "gelu" or "swiglu"
+  std::int64_t mlp_hidden = 0;     ///< 0: the kind's default (4·D for GELU)
+  double dropout = 0.0;            ///< on the embedding and on each residual branch
+  bool tie_weights = false;        ///< head = token embedding transposed
+  bool bias = true;                ///< biases in Linear layers and LayerNorm
+  std::uint64_t seed = 0;          ///< initial weights
+  /// The mixer name of layer i.
+  const std::string& mixer_of(std::int64_t layer) const;
+};
+
+/// One pre-norm block: h + mixer(norm1(h)), then + mlp(norm2(h)).
+class Block : public Module {
+ public:
+  /// The block of `layer` in a model of config c.
+  Block(const LanguageModelConfig& c, std::int64_t layer, Generator* gen);
+  /// x: [B, T, D] -> [B, T, D].
+  Tensor forward(const Tensor& x) override;
+  /// x_t: [B, D] -> [B, D] with the mixer's decoding state.
+  Tensor step(const Tensor& x_t, MixerState& state) const;
+  std::shared_ptr<Module> norm1;          ///< before the mixer
+  std::shared_ptr<SequenceMixer> mixer;   ///< the token mixer
+  std::shared_ptr<Module> norm2;          ///< before the MLP
+  std::shared_ptr<MLP> mlp;               ///< the feed-forward block
+
+ private:
+  double dropout_;
+};
+
+/// Decoding state of a whole model: one mixer state per layer and the next position.
+struct LanguageModelState {
+  std::vector<std::unique_ptr<MixerState>> layers;  ///< per block
+  std::int64_t position = 0;                        ///< tokens consumed so far
+};
+
+/// How generate() picks tokens.
+struct GenerateOptions {
+  std::int64_t max_new_tokens = 32;  ///< tokens to add after the prompt
+  double temperature = 1.0;          ///< 0 = greedy (argmax); otherwise logits / temperature
+  std::int64_t top_k = 0;            ///< keep the k most likely tokens (0 = all)
+  double top_p = 1.0;                ///< keep the smallest set with probability >= top_p (1 = all)
+  std::int64_t stop_token = -1;      ///< stop after generating this token (-1 = never)
+  std::uint64_t seed = 0;            ///< the sampling generator's seed
+};
+
+/// A decoder-only language model over token ids.
+class LanguageModel : public Module {
+ public:
+  /// Builds and initialises the model (seeded by config.seed).
+  explicit LanguageModel(LanguageModelConfig config);
+  /// ids: [B, T] Int64 -> logits [B, T, V].
+  Tensor forward(const Tensor& ids) override;
+  /// ids: [B, T] Int64 -> the final-normed hidden states [B, T, D].
+  Tensor hidden(const Tensor& ids);
+  /// h: [..., D] -> logits [..., V] through the head (or the tied embedding).
+  Tensor logits(const Tensor& h) const;
+  /// A fresh decoding state for `batch` sequences of up to max_len tokens (default: config.max_len).
+  LanguageModelState init_state(std::int64_t batch, std::int64_t max_len = 0) const;
+  /// ids_t: [B] Int64 -> logits [B, V] for the next token; advances the state. Records no gradients.
+  Tensor step(const Tensor& ids_t, LanguageModelState& state) const;
+  /// The prompt followed by up to max_new_tokens tokens, decoded with step() (one sequence).
+  std::vector<std::int64_t> generate(const std::vector<std::int64_t>& prompt, const GenerateOptions& options) const;
+  /// The configuration the model was built with.
+  const LanguageModelConfig& config() const { return config_; }
+
+  std::shared_ptr<Embedding> tok_emb;  ///< E [V, D]
+  std::shared_ptr<Embedding> pos_emb;  ///< P [max_len, D] (learned positions only)
+  std::shared_ptr<ModuleList> layers;  ///< the blocks
+  std::shared_ptr<Module> norm;        ///< the final norm
+  std::shared_ptr<Linear> head;        ///< D -> V (null when tied)
+
+ protected:
+  std::string extra_repr() const override;
+
+ private:
+  void init_weights(Generator& gen);
+  Tensor embed(const Tensor& ids, std::int64_t start) const;
+  LanguageModelConfig config_;
+};
+
+/// Picks the next token from logits [V] (Float32/64) by the options; greedy when temperature is 0.
+std::int64_t sample_token(const Tensor& logits, const GenerateOptions& options, Generator& gen);
+
+}  // namespace ember::nn

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The `ember` command end to end: misuse exits 2 with one line on stderr, a short run ends with the
+# summary line and leaves checkpoint, metrics and curves, generate continues a prompt, Ctrl-C saves a
+# checkpoint that --resume continues. Usage: cli_test.sh PATH_TO_EMBER
+set -u
+ember=$1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work" || exit 1
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# expect_misuse DESCRIPTION ARGS...: exit code 2 and exactly one line on stderr.
+expect_misuse() {
+  local what=$1; shift
+  "$ember" "$@" >out.txt 2>err.txt
+  local rc=$?
+  [ "$rc" -eq 2 ] || fail "$what: exit code $rc, expected 2"
+  [ "$(wc -l <err.txt)" -eq 1 ] || fail "$what: stderr has $(wc -l <err.txt) lines: $(cat err.txt)"
+}
+
+expect_misuse "unknown flag" train --bogus
+expect_misuse "bad number" train --steps abc
+expect_misuse "negative steps" train --steps -5
+expect_misuse "unknown task" train --task sorting
+expect_misuse "unknown mixer" train --mixer nonsense --steps 1
+expect_misuse "missing data file" train --data no_such_file.txt
+expect_misuse "no subcommand"
+expect_misuse "generate without checkpoint" generate --prompt 1+2=
+expect_misuse "resume without checkpoint" train --resume --out empty_dir
+"$ember" train --help >/dev/null 2>&1 || fail "train --help exits non-zero"
+
+"$ember" train --digits 1 --steps 30 --dim 32 --heads 2 --layers 1 --out run1 >train.txt 2>&1
+rc=$?
+[ "$rc" -eq 0 ] || fail "short train run exit code $rc: $(tail -3 train.txt)"
+grep -Eq '^final: step=30 loss=[0-9.]+ accuracy=[0-9.]+$' train.txt || fail "no summary line: $(tail -3 train.txt)"
+for f in checkpoint.safetensors metrics.csv curves.svg; do [ -s "run1/$f" ] || fail "run1/$f missing"; done
+
+"$ember" generate --checkpoint run1 --prompt "3+4=" >gen.txt 2>&1 || fail "generate failed: $(cat gen.txt)"
+grep -Eq '^3\+4=' gen.txt || fail "generate output: $(cat gen.txt)"
+expect_misuse "prompt outside the vocabulary" generate --checkpoint run1 --prompt "3x4="
+expect_misuse "empty prompt" generate --checkpoint run1 --prompt ""
+
+"$ember" train --digits 1 --steps 100000 --dim 32 --heads 2 --layers 1 --out run2 >int.txt 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do grep -q "^ember train:" int.txt 2>/dev/null && break; sleep 0.1; done
+sleep 1
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+[ "$rc" -eq 130 ] || fail "Ctrl-C exit code $rc, expected 130: $(tail -2 int.txt)"
+grep -q "checkpoint saved" int.txt || fail "Ctrl-C did not report a checkpoint: $(tail -2 int.txt)"
+stopped=$(sed -n 's/^interrupted at step \([0-9]*\):.*/\1/p' int.txt)
+target=$((stopped + 20))
+"$ember" train --resume --out run2 --steps "$target" >resume.txt 2>&1 || fail "resume failed: $(tail -3 resume.txt)"
+grep -Eq "^final: step=$target " resume.txt || fail "resumed run summary: $(tail -2 resume.txt)"
+
+[ "$failures" -eq 0 ] && echo "all ember command checks passed"
+exit $((failures > 0))
