@@ -1,5 +1,6 @@
 /// \file
-/// \brief The umbrella header: everything a user of ember needs.
+/// \brief The umbrella header: everything a user of ember needs — tensors and autograd, layers and models,
+/// training (losses, optimizers, data, the Trainer, checkpoints) and safetensors files.
 #pragma once
 
 #include "autograd/gradcheck.h"
@@ -7,6 +8,30 @@
 #include "autograd/ops.h"
 #include "core/backend.h"
 #include "core/creation.h"
+#include "core/safetensors.h"
 #include "core/tensor.h"
 #include "core/threads.h"
 #include "core/version.h"
+#include "layers/attention/multi_head_attention.h"
+#include "layers/containers.h"
+#include "layers/dropout.h"
+#include "layers/functional.h"
+#include "layers/linear.h"
+#include "layers/mixer.h"
+#include "layers/mlp.h"
+#include "layers/models/language_model.h"
+#include "layers/module.h"
+#include "layers/norm.h"
+#include "layers/rope.h"
+#include "train/checkpoint.h"
+#include "train/data/dataset.h"
+#include "train/data/loader.h"
+#include "train/data/tasks.h"
+#include "train/data/tokenizer.h"
+#include "train/loss.h"
+#include "train/metrics.h"
+#include "train/optim.h"
+#include "train/progress.h"
+#include "train/schedule.h"
+#include "train/svg_plot.h"
+#include "train/trainer.h"

@@ -22,11 +22,7 @@ int main(int argc, char** argv) {
   try {
     const safetensors::Contents in = safetensors::load(argv[1]);
     const Tensor& ids = in.at("ids");
-    nn::LanguageModelConfig c;
-    c.vocab_size = 64;
-    c.d_model = 128;
-    c.n_heads = 4;
-    c.n_layers = 2;
+    nn::LanguageModelConfig c;  // the defaults are the reference model
     c.max_len = ids.shape()[1];
     nn::LanguageModel model(c);
     nn::NamedTensors weights;

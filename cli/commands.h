@@ -15,5 +15,7 @@ using Command = std::function<int()>;
 Command add_train_command(CLI::App& sub);
 /// `ember generate`.
 Command add_generate_command(CLI::App& sub);
+/// `ember bench`.
+Command add_bench_command(CLI::App& sub);
 
 }  // namespace ember::cli

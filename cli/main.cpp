@@ -1,5 +1,5 @@
 /// \file
-/// \brief The `ember` command: `train`, `generate` and `info`. Misuse (unknown flags, bad values) exits with
+/// \brief The `ember` command: `train`, `generate`, `bench` and `info`. Misuse (unknown flags, bad values) exits with
 /// code 2 and a one-line reason on stderr.
 #include <cstdio>
 #include <iostream>
@@ -38,7 +38,9 @@ int main(int argc, char** argv) {
   auto* train = app.add_subcommand("train", "Train a model on a built-in task or a text file");
   auto* generate = app.add_subcommand("generate", "Continue a prompt with a trained checkpoint");
   const ember::cli::Command run_train = ember::cli::add_train_command(*train);
+  auto* bench = app.add_subcommand("bench", "Time training steps of a model on random tokens");
   const ember::cli::Command run_generate = ember::cli::add_generate_command(*generate);
+  const ember::cli::Command run_bench = ember::cli::add_bench_command(*bench);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -50,6 +52,7 @@ int main(int argc, char** argv) {
     if (info->parsed()) return run_info();
     if (train->parsed()) return run_train();
     if (generate->parsed()) return run_generate();
+    if (bench->parsed()) return run_bench();
   } catch (const ember::Error& e) {
     std::fprintf(stderr, "ember: %s\n", e.what());
     return 2;

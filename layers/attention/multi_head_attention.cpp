@@ -14,21 +14,14 @@ namespace ember::nn {
 MultiHeadAttention::MultiHeadAttention(const MixerConfig& c)
     : SequenceMixer("MultiHeadAttention"),
       n_heads(c.n_heads),
-      head_dim(c.n_heads > 0 ? c.d_model / c.n_heads : 0),
-      rope_(c.rope) {
+      head_dim(c.n_heads > 0 ? c.d_model / c.n_heads : 0) {
   EMBER_CHECK(c.n_heads > 0 && c.d_model > 0 && c.d_model % c.n_heads == 0,
               fmt::format("MultiHeadAttention: d_model {} is not divisible into {} heads", c.d_model, c.n_heads));
   q_proj = register_module("q_proj", std::make_shared<Linear>(c.d_model, c.d_model, c.bias, c.gen));
   k_proj = register_module("k_proj", std::make_shared<Linear>(c.d_model, c.d_model, c.bias, c.gen));
   v_proj = register_module("v_proj", std::make_shared<Linear>(c.d_model, c.d_model, c.bias, c.gen));
   o_proj = register_module("o_proj", std::make_shared<Linear>(c.d_model, c.d_model, c.bias, c.gen));
-  if (rope_) {
-    // Float64 tables: apply_rope converts them to the input's dtype, so a model moved to Float64 gets
-    // exact angles rather than Float32-rounded ones (which would cost ~1e-8 against the closed form).
-    auto [cos, sin] = rope_tables(c.max_len, head_dim, c.rope_base, DType::Float64);
-    rope_cos_ = register_buffer("rope_cos", cos, false);
-    rope_sin_ = register_buffer("rope_sin", sin, false);
-  }
+  if (c.rope) rope = register_module("rope", std::make_shared<RotaryEmbedding>(head_dim, c.max_len, c.rope_base));
 }
 
 std::array<Tensor, 3> MultiHeadAttention::project(const Tensor& x, std::int64_t start) const {
@@ -37,9 +30,9 @@ std::array<Tensor, 3> MultiHeadAttention::project(const Tensor& x, std::int64_t 
     return permute(reshape(proj->forward(x), {B, T, n_heads, head_dim}), {0, 2, 1, 3});
   };
   Tensor q = heads(q_proj), k = heads(k_proj), v = heads(v_proj);
-  if (rope_) {
-    q = apply_rope(q, rope_cos_, rope_sin_, start);
-    k = apply_rope(k, rope_cos_, rope_sin_, start);
+  if (rope) {
+    q = rope->rotate(q, start);
+    k = rope->rotate(k, start);
   }
   return {q, k, v};
 }
@@ -88,7 +81,7 @@ Tensor MultiHeadAttention::step(const Tensor& x_t, MixerState& state) const {
 }
 
 std::string MultiHeadAttention::extra_repr() const {
-  return fmt::format("d_model={}, heads={}{}", n_heads * head_dim, n_heads, rope_ ? ", rope" : "");
+  return fmt::format("d_model={}, heads={}{}", n_heads * head_dim, n_heads, rope ? ", rope" : "");
 }
 
 }  // namespace ember::nn

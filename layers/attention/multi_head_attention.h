@@ -11,6 +11,7 @@
 
 #include "layers/linear.h"
 #include "layers/mixer.h"
+#include "layers/rope.h"
 
 namespace ember::nn {
 
@@ -36,6 +37,7 @@ class MultiHeadAttention : public SequenceMixer {
   std::shared_ptr<Linear> k_proj;  ///< W_k
   std::shared_ptr<Linear> v_proj;  ///< W_v
   std::shared_ptr<Linear> o_proj;  ///< W_o
+  std::shared_ptr<RotaryEmbedding> rope;  ///< RoPE on q and k (null without)
   const std::int64_t n_heads;      ///< H
   const std::int64_t head_dim;     ///< d = D / H
 
@@ -49,8 +51,6 @@ class MultiHeadAttention : public SequenceMixer {
   std::array<Tensor, 3> project(const Tensor& x, std::int64_t start) const;
   /// o: [B, H, T, d] -> [B, T, D] through W_o.
   Tensor merge(const Tensor& o) const;
-  bool rope_;
-  Tensor rope_cos_, rope_sin_;
 };
 
 }  // namespace ember::nn

@@ -161,6 +161,14 @@ std::vector<std::int64_t> LanguageModel::generate(const std::vector<std::int64_t
   return out;
 }
 
+double LanguageModel::training_flops(std::int64_t batch, std::int64_t seq_len) const {
+  double weights = static_cast<double>(num_parameters() - tok_emb->weight.numel());
+  if (pos_emb) weights -= static_cast<double>(pos_emb->weight.numel());
+  if (!head) weights += static_cast<double>(tok_emb->weight.numel());  // the tied head is a product too
+  const double tokens = static_cast<double>(batch * seq_len);
+  return tokens * (6.0 * weights + 12.0 * static_cast<double>(config_.n_layers * seq_len * config_.d_model));
+}
+
 std::string LanguageModel::extra_repr() const {
   return fmt::format("vocab={}, d_model={}, layers={}, positions={}{}", config_.vocab_size, config_.d_model,
                      config_.n_layers, config_.positions, config_.tie_weights ? ", tied" : "");

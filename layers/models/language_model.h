@@ -18,7 +18,8 @@
 
 namespace ember::nn {
 
-/// The shape of a LanguageModel.
+/// The shape of a LanguageModel. The defaults are the reference model of the benchmarks (bench/): vocab 64,
+/// d_model 128, 4 heads, 2 layers, learned positions, LayerNorm, 4x GELU MLP, softmax attention, untied head.
 struct LanguageModelConfig {
   std::int64_t vocab_size = 64;   ///< V
   std::int64_t d_model = 128;     ///< D
@@ -90,6 +91,10 @@ class LanguageModel : public Module {
   Tensor step(const Tensor& ids_t, LanguageModelState& state) const;
   /// The prompt followed by up to max_new_tokens tokens, decoded with step() (one sequence).
   std::vector<std::int64_t> generate(const std::vector<std::int64_t>& prompt, const GenerateOptions& options) const;
+  /// Model FLOPs of one training step (forward and backward) on a [B, T] batch: 6 per weight per token for the
+  /// products (embedding lookups excluded, the head included) plus 12·L·T·D per token for attention scores and
+  /// mixing (the PaLM paper's accounting, appendix B).
+  double training_flops(std::int64_t batch, std::int64_t seq_len) const;
   /// The configuration the model was built with.
   const LanguageModelConfig& config() const { return config_; }
 

@@ -12,6 +12,7 @@
 #include "layers/linear.h"
 #include "layers/mlp.h"
 #include "layers/norm.h"
+#include "layers/rope.h"
 #include "layer_helpers.h"
 #include "reference_layers.h"
 
@@ -376,6 +377,16 @@ TEST_CASE("apply_rope: against the loop at several start positions") {
   CHECK_THROWS_EMBER(nn::apply_rope(normal({1, 1, 5, 8}, 1), c, s, 28), "exceed");
   CHECK_THROWS_EMBER(nn::apply_rope(normal({1, 1, 5, 6}, 1), c, s, 0), "[1, 1, 5, 6]");
   CHECK_THROWS_EMBER(nn::apply_rope(normal({5, 8}, 1), c, s, 0), "[5, 8]");
+}
+
+TEST_CASE("nn::RotaryEmbedding: rotates against the loop, base configurable, keeps no state in state_dict") {
+  nn::RotaryEmbedding rope(6, 16, 500.0);
+  const Tensor x = normal({2, 2, 4, 6}, 1, DType::Float64);
+  CHECK(ref::max_diff(vec(rope.forward(x)), ref::rope(vec(x), 4, 4, 6, 0, 500.0)) < 1e-12);
+  CHECK(ref::max_diff(vec(rope.rotate(x, 9)), ref::rope(vec(x), 4, 4, 6, 9, 500.0)) < 1e-12);
+  CHECK(rope.state_dict().empty());
+  CHECK(rope.str() == "RotaryEmbedding(head_dim=6, max_len=16, base=500)  [0 params]\n");
+  CHECK_THROWS_EMBER(nn::RotaryEmbedding(5, 16), "even head_dim");
 }
 
 TEST_CASE("RoPE oracles: norm preserved, position 0 identity, relative positions, d = 2, (i, i+d/2) pairing") {
