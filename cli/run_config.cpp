@@ -8,45 +8,27 @@
 
 #include "core/error.h"
 
+// JSON forms of the configurations (every field, by name).
+namespace ember::nn {
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LanguageModelConfig, vocab_size, d_model, n_layers, n_heads, max_len, positions,
+                                   mixers, mixer_options, norm, mlp, mlp_hidden, dropout, tie_weights, bias, seed)
+}  // namespace ember::nn
+
 namespace ember::cli {
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RunConfig, task, data, digits, seq, examples, model, batch, steps, lr, warmup,
+                                   weight_decay, seed, out)
 
 namespace {
 
 using nlohmann::json;
 
-json model_json(const nn::LanguageModelConfig& m) {
-  return {{"vocab_size", m.vocab_size}, {"d_model", m.d_model},     {"n_layers", m.n_layers},
-          {"n_heads", m.n_heads},       {"max_len", m.max_len},     {"positions", m.positions},
-          {"mixers", m.mixers},         {"norm", m.norm},           {"mlp", m.mlp},
-          {"mlp_hidden", m.mlp_hidden}, {"dropout", m.dropout},     {"tie_weights", m.tie_weights},
-          {"bias", m.bias},             {"seed", m.seed},           {"mixer_options", m.mixer_options}};
-}
-
-nn::LanguageModelConfig model_from(const json& j) {
-  nn::LanguageModelConfig m;
-  m.vocab_size = j.at("vocab_size");
-  m.d_model = j.at("d_model");
-  m.n_layers = j.at("n_layers");
-  m.n_heads = j.at("n_heads");
-  m.max_len = j.at("max_len");
-  m.positions = j.at("positions");
-  m.mixers = j.at("mixers").get<std::vector<std::string>>();
-  m.norm = j.at("norm");
-  m.mlp = j.at("mlp");
-  m.mlp_hidden = j.at("mlp_hidden");
-  m.dropout = j.at("dropout");
-  m.tie_weights = j.at("tie_weights");
-  m.bias = j.at("bias");
-  m.seed = j.at("seed");
-  m.mixer_options = j.at("mixer_options").get<std::map<std::string, double>>();
-  return m;
-}
-
-/// A generated task's training and held-out data: held-out examples come from another seed.
+/// A generated task's training data (`examples` of them, 10000 when 0) and 1000 held-out examples drawn
+/// with another seed.
 template <class Config, class Make>
 TaskBundle generated(Config c, std::int64_t examples, std::uint64_t seed, Make make) {
   TaskBundle b;
-  if (examples > 0) c.num_examples = examples;
+  c.num_examples = examples > 0 ? examples : 10000;
   data::TaskData train = make(c, seed);
   c.num_examples = 1000;
   data::TaskData held_out = make(c, seed + 0x9e3779b97f4a7c15ull);
@@ -74,32 +56,11 @@ TaskBundle text_task(const RunConfig& c) {
 
 }  // namespace
 
-std::string to_json(const RunConfig& c) {
-  const json j = {{"task", c.task},   {"data", c.data},         {"digits", c.digits}, {"seq", c.seq},
-                  {"examples", c.examples}, {"model", model_json(c.model)}, {"batch", c.batch},
-                  {"steps", c.steps}, {"lr", c.lr},             {"warmup", c.warmup}, {"weight_decay", c.weight_decay},
-                  {"seed", c.seed},   {"out", c.out}};
-  return j.dump();
-}
+std::string to_json(const RunConfig& c) { return json(c).dump(); }
 
 RunConfig run_config_from_json(const std::string& text) {
   try {
-    const json j = json::parse(text);
-    RunConfig c;
-    c.task = j.at("task");
-    c.data = j.at("data");
-    c.digits = j.at("digits");
-    c.seq = j.at("seq");
-    c.examples = j.at("examples");
-    c.model = model_from(j.at("model"));
-    c.batch = j.at("batch");
-    c.steps = j.at("steps");
-    c.lr = j.at("lr");
-    c.warmup = j.at("warmup");
-    c.weight_decay = j.at("weight_decay");
-    c.seed = j.at("seed");
-    c.out = j.at("out");
-    return c;
+    return json::parse(text).get<RunConfig>();
   } catch (const json::exception& e) {
     throw Error(std::string("run configuration: ") + e.what());
   }
@@ -127,26 +88,26 @@ TaskBundle make_task(RunConfig& c) {
     default_seq(20);
     data::CopyConfig cc;
     cc.length = c.seq / 2;
-    return generated(cc, c.examples > 0 ? c.examples : 10000, c.seed, data::copy_task);
+    return generated(cc, c.examples, c.seed, data::copy_task);
   }
   if (c.task == "selective_copy") {
     default_seq(64);
     data::SelectiveCopyConfig sc;
     sc.length = c.seq;
     sc.num_tokens = std::min<std::int64_t>(16, c.seq / 4);
-    return generated(sc, c.examples > 0 ? c.examples : 10000, c.seed, data::selective_copy_task);
+    return generated(sc, c.examples, c.seed, data::selective_copy_task);
   }
   if (c.task == "mqar") {
     default_seq(31);
     data::MqarConfig mc;
     mc.num_pairs = mc.num_queries = (c.seq + 1) / 4;
-    return generated(mc, c.examples > 0 ? c.examples : 10000, c.seed, data::mqar_task);
+    return generated(mc, c.examples, c.seed, data::mqar_task);
   }
   if (c.task == "induction") {
     default_seq(63);
     data::InductionConfig ic;
     ic.length = c.seq + 1;
-    return generated(ic, c.examples > 0 ? c.examples : 10000, c.seed, data::induction_task);
+    return generated(ic, c.examples, c.seed, data::induction_task);
   }
   if (c.task == "text") {
     default_seq(128);

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cmath>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -48,6 +50,17 @@ inline Tensor leaf(std::initializer_list<double> values) {
   t.requires_grad_();
   return t;
 }
+
+/// The bytes of a file, read with iostreams (independently of ember's read_file).
+inline std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+/// Writes text to a file with iostreams (independently of ember's write_file_atomic).
+inline void spit(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
 /// Checks that `expr` throws ember::Error whose message contains `needle`.
 #define CHECK_THROWS_EMBER(expr, needle) CHECK_THROWS_WITH_AS(expr, doctest::Contains(needle), ::ember::Error)

@@ -18,6 +18,8 @@
 
 namespace fs = std::filesystem;
 using namespace ember;
+using ember::test::slurp;
+using ember::test::spit;
 
 namespace {
 
@@ -42,16 +44,6 @@ std::set<std::string> listing(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir)) names.insert(e.path().filename().string());
   return names;
 }
-
-/// The file's bytes, read with iostreams (independently of read_file).
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void spit(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
 /// Lowers RLIMIT_FSIZE (and ignores SIGXFSZ, so write() fails with EFBIG) for its lifetime.
 struct FileSizeLimit {

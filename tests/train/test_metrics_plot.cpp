@@ -20,6 +20,8 @@
 namespace fs = std::filesystem;
 using namespace ember;
 using namespace ember::train;
+using ember::test::slurp;
+using ember::test::spit;
 
 namespace {
 
@@ -38,15 +40,6 @@ struct TempDir {
   }
   std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void spit(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
 /// Empty when every tag of the XML text is closed in order and there is one root <svg>; else why not.
 std::string check_well_formed(const std::string& xml) {
