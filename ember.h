@@ -12,6 +12,7 @@
 #include "core/tensor.h"
 #include "core/threads.h"
 #include "core/version.h"
+#include "layers/activation.h"
 #include "layers/attention/multi_head_attention.h"
 #include "layers/containers.h"
 #include "layers/dropout.h"

@@ -23,7 +23,7 @@ struct RunConfig {
   std::int64_t seq = 0;           ///< sequence length of copy/selective_copy/mqar/induction/text (0: default)
   std::int64_t examples = 0;      ///< training examples of a generated task (0: default)
   nn::LanguageModelConfig model;  ///< the model (vocab_size and max_len follow the task)
-  std::int64_t batch = 64;        ///< sequences per step
+  std::int64_t batch = 128;       ///< sequences per step
   std::int64_t steps = 0;         ///< optimizer steps (0: the task's default)
   double lr = 2e-3;               ///< peak learning rate (linear warmup, cosine decay to lr/10)
   std::int64_t warmup = 100;      ///< warmup steps

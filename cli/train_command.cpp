@@ -103,6 +103,11 @@ int run_train(TrainFlags f) {
   tc.exact_match = task.exact_match;
   tc.eval_examples = task.exact_match ? 0 : 2000;
   tc.metadata = {{"ember.run", to_json(c)}, {"ember.alphabet", alphabet_to_json(task.tokenizer.alphabet())}};
+  if (c.batch > task.train->size()) {
+    fmt::print("batch {} is more than the {} training examples: using batches of {}\n", c.batch, task.train->size(),
+               task.train->size());
+    c.batch = task.train->size();
+  }
   train::Trainer trainer(model, opt, sched, data::DataLoader(task.train, c.batch, true, c.seed, true), task.held_out, tc);
   if (ckpt) trainer.resume(ckpt_path);
   fmt::print("ember train: task {} (T = {}, vocab {}), {} layers of {}, d_model {}, {} parameters, {} steps of {}\n",

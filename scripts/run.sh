@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: builds the `ember` command and runs `ember train` with its defaults: a small transformer
-# learns 3-digit addition (95%+ exact match on held-out problems), then prints solved examples and where
-# the checkpoint, metrics and curves went (runs/addition/).
+# learns 3-digit addition (95%+ exact match on held-out problems, in about 80 s on 2 cores), then prints
+# solved examples and where the checkpoint, metrics and curves went (runs/addition/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

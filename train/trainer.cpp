@@ -2,7 +2,6 @@
 /// \brief train::Trainer: the loop, evaluation, checkpoints, resume and SIGINT handling.
 #include "train/trainer.h"
 
-#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <filesystem>
@@ -118,43 +117,37 @@ void Trainer::resume(const std::string& checkpoint_path) {
   if (!config_.out_dir.empty()) metrics_ = std::make_unique<MetricsLog>(MetricsLog::resume(path("metrics.csv"), step_ + 1));
 }
 
+void Trainer::close_window(Window& w, bool evaluate_now, TrainResult& result) {
+  result.loss = w.loss / static_cast<double>(w.steps);
+  EvalResult eval;
+  if (evaluate_now) result.eval = eval = evaluate();
+  const double seconds = std::max(monotonic_seconds() - w.start, 1e-9);
+  log_row(result.loss, static_cast<double>(w.tokens) / seconds, evaluate_now ? &eval : nullptr);
+  w = Window{0.0, 0, 0, monotonic_seconds()};
+}
+
 TrainResult Trainer::fit() {
   TrainResult result;
   g_stop_requested.store(false);
   const std::int64_t start = step_;
-  double window_loss = 0;
-  std::int64_t window_steps = 0, window_tokens = 0;
-  auto window_start = std::chrono::steady_clock::now();
   if (!metrics_ && !config_.out_dir.empty()) metrics_ = std::make_unique<MetricsLog>(path("metrics.csv"));
   std::unique_ptr<ProgressBar> progress;
-  if (config_.progress) progress = std::make_unique<ProgressBar>(config_.steps, std::cout, stdout_is_terminal(),
-                                                                 monotonic_seconds, step_);
-  while (step_ < config_.steps) {
+  if (config_.progress)
+    progress = std::make_unique<ProgressBar>(config_.steps, std::cout, stdout_is_terminal(), monotonic_seconds, step_);
+  Window window{0.0, 0, 0, monotonic_seconds()};
+  while (step_ < config_.steps && !result.interrupted) {
     const data::Batch batch = train_.next();
     const double t0 = monotonic_seconds();
     const double loss = train_step(batch);
     if (progress) progress->update(step_, loss, static_cast<double>(batch.input.numel()) / (monotonic_seconds() - t0));
-    window_loss += loss;
-    window_tokens += batch.input.numel();
-    ++window_steps;
+    window.loss += loss;
+    window.tokens += batch.input.numel();
+    ++window.steps;
     const bool last = step_ == config_.steps;
-    const bool eval_now = last || (config_.eval_every > 0 && step_ % config_.eval_every == 0);
-    if (last || eval_now || step_ % config_.log_every == 0) {
-      const double seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
-      result.loss = window_loss / static_cast<double>(window_steps);
-      EvalResult eval;
-      if (eval_now) result.eval = eval = evaluate();
-      log_row(result.loss, static_cast<double>(window_tokens) / std::max(seconds, 1e-9), eval_now ? &eval : nullptr);
-      window_loss = 0;
-      window_steps = window_tokens = 0;
-      window_start = std::chrono::steady_clock::now();
-    }
+    const bool evaluate_now = last || (config_.eval_every > 0 && step_ % config_.eval_every == 0);
+    if (evaluate_now || step_ % config_.log_every == 0) close_window(window, evaluate_now, result);
     if (config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0) save();
-    if (g_stop_requested.load()) {
-      result.interrupted = true;
-      break;
-    }
+    result.interrupted = g_stop_requested.load();
   }
   if (progress) progress->finish();
   if (step_ == start) result.eval = evaluate();  // nothing to train: still report where the model stands

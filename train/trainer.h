@@ -81,6 +81,14 @@ class Trainer {
   static void request_stop();
 
  private:
+  /// Losses and tokens since the last metrics row.
+  struct Window {
+    double loss;
+    std::int64_t steps, tokens;
+    double start;  // monotonic_seconds() when it opened
+  };
+  /// Writes the window's metrics row (evaluating first when asked) and opens a new window.
+  void close_window(Window& w, bool evaluate_now, TrainResult& result);
   std::string path(const std::string& file) const;
   void log_row(double train_loss, double tokens_per_s, const EvalResult* eval);
   void write_plot() const;

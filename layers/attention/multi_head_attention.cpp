@@ -11,8 +11,10 @@
 
 namespace ember::nn {
 
-MultiHeadAttention::MultiHeadAttention(const MixerConfig& c)
-    : SequenceMixer("MultiHeadAttention"),
+MultiHeadAttention::MultiHeadAttention(const MixerConfig& c) : MultiHeadAttention(c, "MultiHeadAttention") {}
+
+MultiHeadAttention::MultiHeadAttention(const MixerConfig& c, std::string type_name)
+    : SequenceMixer(std::move(type_name)),
       n_heads(c.n_heads),
       head_dim(c.n_heads > 0 ? c.d_model / c.n_heads : 0) {
   EMBER_CHECK(c.n_heads > 0 && c.d_model > 0 && c.d_model % c.n_heads == 0,

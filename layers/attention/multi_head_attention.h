@@ -42,6 +42,8 @@ class MultiHeadAttention : public SequenceMixer {
   const std::int64_t head_dim;     ///< d = D / H
 
  protected:
+  /// For subclasses: the same layer printed as `type_name` (e.g. "FlashAttention").
+  MultiHeadAttention(const MixerConfig& config, std::string type_name);
   /// q: [B, H, Tq, d], k, v: [B, H, Tk, d] -> [B, H, Tq, d], causal with bottom-right alignment.
   virtual Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v) const;
   std::string extra_repr() const override;

@@ -28,6 +28,8 @@ expect_misuse "missing data file" train --data no_such_file.txt
 expect_misuse "no subcommand"
 expect_misuse "generate without checkpoint" generate --prompt 1+2=
 expect_misuse "resume without checkpoint" train --resume --out empty_dir
+expect_misuse "width not divisible into heads" train --dim 130 --heads 4 --steps 1
+expect_misuse "bench with an unknown mixer" bench --mixer nonsense
 "$ember" train --help >/dev/null 2>&1 || fail "train --help exits non-zero"
 
 "$ember" train --digits 1 --steps 30 --dim 32 --heads 2 --layers 1 --out run1 >train.txt 2>&1

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "layers/activation.h"
 #include "layers/containers.h"
 #include "layers/dropout.h"
 #include "layers/functional.h"
@@ -377,6 +378,31 @@ TEST_CASE("apply_rope: against the loop at several start positions") {
   CHECK_THROWS_EMBER(nn::apply_rope(normal({1, 1, 5, 8}, 1), c, s, 28), "exceed");
   CHECK_THROWS_EMBER(nn::apply_rope(normal({1, 1, 5, 6}, 1), c, s, 0), "[1, 1, 5, 6]");
   CHECK_THROWS_EMBER(nn::apply_rope(normal({5, 8}, 1), c, s, 0), "[5, 8]");
+}
+
+TEST_CASE("activation modules: ReLU, GELU (exact and tanh), SiLU, Tanh against std:: formulas, no parameters") {
+  const Tensor x = normal({3, 7}, 2, DType::Float64);
+  const auto xs = x.to_vector<double>();
+  const auto check = [&](nn::Module& m, double (*f)(double)) {
+    CAPTURE(m.type_name());
+    const auto y = m.forward(x).to_vector<double>();
+    double worst = 0;
+    for (std::size_t i = 0; i < xs.size(); ++i) worst = std::max(worst, std::abs(y[i] - f(xs[i])));
+    CHECK(worst < 1e-12);
+    CHECK(m.num_parameters() == 0);
+  };
+  nn::ReLU relu;
+  nn::GELU gelu, gelu_tanh(true);
+  nn::SiLU silu;
+  nn::Tanh tanh_m;
+  check(relu, [](double v) { return std::max(v, 0.0); });
+  check(gelu, [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); });
+  check(gelu_tanh, [](double v) {
+    return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+  });
+  check(silu, [](double v) { return v / (1 + std::exp(-v)); });
+  check(tanh_m, [](double v) { return std::tanh(v); });
+  CHECK(gelu_tanh.str() == "GELU(tanh)  [0 params]\n");
 }
 
 TEST_CASE("nn::RotaryEmbedding: rotates against the loop, base configurable, keeps no state in state_dict") {

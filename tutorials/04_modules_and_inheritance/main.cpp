@@ -66,7 +66,8 @@ class Affine : public nn::Module {
 // softmax((q / tau) k^T / sqrt(d)) v.
 class TemperedAttention : public nn::MultiHeadAttention {
  public:
-  TemperedAttention(const nn::MixerConfig& config, double inv_tau) : MultiHeadAttention(config), inv_tau_(inv_tau) {}
+  TemperedAttention(const nn::MixerConfig& config, double inv_tau)
+      : MultiHeadAttention(config, "TemperedAttention"), inv_tau_(inv_tau) {}
 
  protected:
   // q: [B, H, Tq, d], k, v: [B, H, Tk, d] -> [B, H, Tq, d]

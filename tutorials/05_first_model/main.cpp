@@ -30,21 +30,12 @@ using namespace ember;
 
 namespace {
 
-// An activation as a module, so that it can sit in a Sequential between two Linear layers. It has no
-// parameters: forward is the whole of it.
-class GELU : public nn::Module {
- public:
-  GELU() : Module("GELU") {}
-  // x: [...] -> [...], x Phi(x) elementwise
-  Tensor forward(const Tensor& x) override { return gelu(x); }
-};
-
 // 2 -> width -> width -> classes: two hidden layers of GELU units and a linear read-out of class scores
 // (logits). Linear layers draw their initial weights from `gen`.
 std::shared_ptr<nn::Sequential> make_mlp(std::int64_t width, std::int64_t classes, Generator& gen) {
   return std::make_shared<nn::Sequential>(std::vector<std::shared_ptr<nn::Module>>{
-      std::make_shared<nn::Linear>(2, width, true, &gen), std::make_shared<GELU>(),
-      std::make_shared<nn::Linear>(width, width, true, &gen), std::make_shared<GELU>(),
+      std::make_shared<nn::Linear>(2, width, true, &gen), std::make_shared<nn::GELU>(),
+      std::make_shared<nn::Linear>(width, width, true, &gen), std::make_shared<nn::GELU>(),
       std::make_shared<nn::Linear>(width, classes, true, &gen)});
 }
 
