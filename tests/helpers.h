@@ -2,7 +2,11 @@
 /// \brief Shared test helpers: closeness of tensors against expected values.
 #pragma once
 
+#include <unistd.h>
+
+#include <atomic>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -61,6 +65,26 @@ inline std::string slurp(const std::string& path) {
 
 /// Writes text to a file with iostreams (independently of ember's write_file_atomic).
 inline void spit(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+
+/// A fresh directory (named prefix-pid-counter under the system temp dir), removed with its contents at
+/// scope exit.
+struct TempDir {
+  std::filesystem::path path;  ///< the directory
+  explicit TempDir(const std::string& prefix = "ember-test") {
+    static std::atomic<int> counter{0};
+    path = std::filesystem::temp_directory_path() /
+           (prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  /// The path of `name` inside the directory.
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
 
 /// Checks that `expr` throws ember::Error whose message contains `needle`.
 #define CHECK_THROWS_EMBER(expr, needle) CHECK_THROWS_WITH_AS(expr, doctest::Contains(needle), ::ember::Error)

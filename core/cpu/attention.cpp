@@ -55,20 +55,12 @@ void softmax_backward_rows(const T* y, const T* g, T* dx, T scale, std::int64_t 
   }
 }
 
-template <class F>
-void dispatch_attention(const char* op, DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::Float32: f(float{}); return;
-    case DType::Float64: f(double{}); return;
-    default: throw Error(std::string(op) + ": expected Float32 or Float64, got " + dtype_name(dtype));
-  }
-}
 
 }  // namespace
 
 void CpuBackend::attention_softmax(const Tensor& x, double scale, bool causal, const Tensor& out) {
   const std::int64_t Tk = x.shape().back(), Tq = x.shape()[x.dim() - 2], rows = Tk == 0 ? 0 : x.numel() / Tk;
-  dispatch_attention("attention_softmax", x.dtype(), [&](auto tag) {
+  cpu::dispatch_float_double("attention_softmax", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     cpu::parallel_range(rows, x.numel() * 8, [&](std::int64_t b, std::int64_t e) {
       softmax_rows<T>(x.data_ptr<T>(), out.data_ptr<T>(), static_cast<T>(scale), causal, Tq, Tk, b, e);
@@ -78,7 +70,7 @@ void CpuBackend::attention_softmax(const Tensor& x, double scale, bool causal, c
 
 void CpuBackend::attention_softmax_backward(const Tensor& y, const Tensor& g, double scale, const Tensor& out) {
   const std::int64_t Tk = y.shape().back(), rows = Tk == 0 ? 0 : y.numel() / Tk;
-  dispatch_attention("attention_softmax_backward", y.dtype(), [&](auto tag) {
+  cpu::dispatch_float_double("attention_softmax_backward", y.dtype(), [&](auto tag) {
     using T = decltype(tag);
     cpu::parallel_range(rows, y.numel() * 4, [&](std::int64_t b, std::int64_t e) {
       softmax_backward_rows<T>(y.data_ptr<T>(), g.data_ptr<T>(), out.data_ptr<T>(), static_cast<T>(scale), Tk, b, e);

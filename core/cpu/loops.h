@@ -77,6 +77,16 @@ inline void dispatch_floating(const char* op, DType dtype, F&& f) {
   }
 }
 
+/// Calls f(T{}) for Float32 and Float64 only (kernels without a half-precision path); throws naming `op`.
+template <class F>
+inline void dispatch_float_double(const char* op, DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::Float32: f(float{}); return;
+    case DType::Float64: f(double{}); return;
+    default: throw Error(std::string(op) + ": expected Float32 or Float64, got " + dtype_name(dtype));
+  }
+}
+
 /// Runs row(offsets, n, inner_strides) over every innermost row of the geometry; offsets are the
 /// element offsets of each operand at the row start. Rows run in parallel when the loop is large.
 template <int K, class Row>

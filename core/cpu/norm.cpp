@@ -91,20 +91,12 @@ void norm_backward_typed(bool rms, const Tensor& g, const Tensor& x, const Tenso
   combine(gb, gb_parts);
 }
 
-template <class F>
-void dispatch_norm(const char* op, DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::Float32: f(float{}); return;
-    case DType::Float64: f(double{}); return;
-    default: throw Error(std::string(op) + ": expected Float32 or Float64, got " + dtype_name(dtype));
-  }
-}
 
 }  // namespace
 
 void CpuBackend::norm_forward(bool rms, const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y,
                               const Tensor& mean, const Tensor& rstd) {
-  dispatch_norm("norm_forward", x.dtype(), [&](auto tag) {
+  cpu::dispatch_float_double("norm_forward", x.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const std::int64_t D = x.shape().back(), N = D == 0 ? 0 : x.numel() / D;
     cpu::parallel_range(N, N * D, [&](std::int64_t begin, std::int64_t end) {
@@ -116,7 +108,7 @@ void CpuBackend::norm_forward(bool rms, const Tensor& x, const Tensor& w, const 
 
 void CpuBackend::norm_backward(bool rms, const Tensor& g, const Tensor& x, const Tensor& w, const Tensor& mean,
                                const Tensor& rstd, const Tensor& gx, const Tensor& gw, const Tensor& gb) {
-  dispatch_norm("norm_backward", x.dtype(), [&](auto tag) {
+  cpu::dispatch_float_double("norm_backward", x.dtype(), [&](auto tag) {
     norm_backward_typed<decltype(tag)>(rms, g, x, w, mean, rstd, gx, gw, gb);
   });
 }

@@ -18,25 +18,11 @@
 
 namespace fs = std::filesystem;
 using namespace ember;
+using ember::test::TempDir;
 using ember::test::slurp;
 using ember::test::spit;
 
 namespace {
-
-/// A fresh directory, removed with everything in it at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / ("ember-atomic-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 /// The names in a directory.
 std::set<std::string> listing(const fs::path& dir) {
@@ -65,7 +51,7 @@ struct FileSizeLimit {
 }  // namespace
 
 TEST_CASE("write_file_atomic: binary contents round trip and replace the old file") {
-  TempDir dir;
+  TempDir dir("ember-atomic");
   const std::string path = dir / "data.bin";
   const std::uint8_t bytes[] = {0, 1, 2, 255, 0, 10, 13, 0x80};
   write_file_atomic(path, bytes, sizeof bytes);
@@ -80,7 +66,7 @@ TEST_CASE("write_file_atomic: binary contents round trip and replace the old fil
 }
 
 TEST_CASE("write_file_atomic: a large file and a relative path") {
-  TempDir dir;
+  TempDir dir("ember-atomic");
   std::string big(3'000'017, '\0');
   for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 7919) % 251);
   write_file_atomic(dir / "big", big);
@@ -94,7 +80,7 @@ TEST_CASE("write_file_atomic: a large file and a relative path") {
 }
 
 TEST_CASE("write_file_atomic: an existing file keeps its permission bits") {
-  TempDir dir;
+  TempDir dir("ember-atomic");
   const std::string path = dir / "secret";
   spit(path, "old");
   fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
@@ -104,7 +90,7 @@ TEST_CASE("write_file_atomic: an existing file keeps its permission bits") {
 }
 
 TEST_CASE("write_file_atomic: a target that is a directory is left alone") {
-  TempDir dir;
+  TempDir dir("ember-atomic");
   const std::string target = dir / "sub";
   fs::create_directory(target);
   spit(dir / "sub/inside", "keep me");
@@ -117,7 +103,7 @@ TEST_CASE("write_file_atomic: a target that is a directory is left alone") {
 }
 
 TEST_CASE("write_file_atomic: a missing parent directory") {
-  TempDir dir;
+  TempDir dir("ember-atomic");
   const std::string path = dir / "missing/file.txt";
   CHECK_THROWS_EMBER(write_file_atomic(path, std::string("x")), ("for '" + path + "'").c_str());
   CHECK_THROWS_EMBER(write_file_atomic(path, std::string("x")), "No such file or directory");
@@ -126,7 +112,7 @@ TEST_CASE("write_file_atomic: a missing parent directory") {
 }
 
 TEST_CASE("write_file_atomic: a failed write keeps the old file and removes the temporary one") {
-  TempDir dir;
+  TempDir dir("ember-atomic");
   const std::string path = dir / "checkpoint";
   spit(path, "old contents");
   {
@@ -139,7 +125,7 @@ TEST_CASE("write_file_atomic: a failed write keeps the old file and removes the 
 
 TEST_CASE("write_file_atomic: a read-only directory (when not root)") {
   if (::geteuid() == 0) return;  // root may write anywhere
-  TempDir dir;
+  TempDir dir("ember-atomic");
   const std::string path = dir / "f";
   spit(path, "old");
   fs::permissions(dir.path, fs::perms::owner_read | fs::perms::owner_exec);
@@ -150,7 +136,7 @@ TEST_CASE("write_file_atomic: a read-only directory (when not root)") {
 }
 
 TEST_CASE("read_file: errors name the path and the reason") {
-  TempDir dir;
+  TempDir dir("ember-atomic");
   const std::string missing = dir / "nope";
   CHECK_THROWS_EMBER(read_file(missing),
                      ("read_file: cannot open '" + missing + "': No such file or directory").c_str());

@@ -17,6 +17,7 @@
 
 namespace fs = std::filesystem;
 using namespace ember;
+using ember::test::TempDir;
 namespace st = ember::safetensors;
 
 namespace {
@@ -44,21 +45,6 @@ st::Contents parse_bytes(const Bytes& f) { return st::parse(f.data(), f.size(), 
 st::Contents parse_header(const std::string& header, std::size_t data_bytes = 0) {
   return parse_bytes(file_of(header, Bytes(data_bytes, 0)));
 }
-
-/// A fresh directory, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() / ("ember-st-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 Bytes slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -151,7 +137,7 @@ TEST_CASE("safetensors: an empty file list and zero-size tensors sharing an offs
 // --- round trips ---
 
 TEST_CASE("safetensors: every dtype, scalars and zero-size tensors round trip through a file") {
-  TempDir dir;
+  TempDir dir("ember-st");
   const double f16_subnormal = 5.9604644775390625e-08;  // 2^-24
   const std::int64_t lo = std::numeric_limits<std::int64_t>::min(), hi = std::numeric_limits<std::int64_t>::max();
   const st::TensorList tensors = {
@@ -207,7 +193,7 @@ TEST_CASE("safetensors: serialize rejects bad names and undefined tensors") {
 }
 
 TEST_CASE("safetensors: load reports missing, unreadable and truncated files") {
-  TempDir dir;
+  TempDir dir("ember-st");
   const std::string missing = dir / "missing.safetensors";
   CHECK_THROWS_EMBER(st::load(missing),
                      ("safetensors: " + missing + ": cannot open: No such file or directory").c_str());

@@ -19,27 +19,12 @@
 
 namespace fs = std::filesystem;
 using namespace ember;
+using ember::test::TempDir;
 using namespace ember::train;
 using ember::test::slurp;
 using ember::test::spit;
 
 namespace {
-
-/// A fresh directory, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path =
-        fs::temp_directory_path() / ("ember-metrics-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 /// Empty when every tag of the XML text is closed in order and there is one root <svg>; else why not.
 std::string check_well_formed(const std::string& xml) {
@@ -117,7 +102,7 @@ void check_ticks(const std::vector<double>& got, const std::vector<double>& want
 // --- MetricsLog and read_csv ---
 
 TEST_CASE("MetricsLog: the CSV text is a header and one line per row") {
-  TempDir dir;
+  TempDir dir("ember-metrics");
   const std::string path = dir / "metrics.csv";
   spit(path, "old file\n");
   MetricsLog log(path);
@@ -137,7 +122,7 @@ TEST_CASE("MetricsLog: the CSV text is a header and one line per row") {
 }
 
 TEST_CASE("MetricsLog: rows must give exactly the columns of the first row") {
-  TempDir dir;
+  TempDir dir("ember-metrics");
   MetricsLog log(dir / "m.csv");
   CHECK(log.columns() == std::vector<std::string>{"step"});
   CHECK_THROWS_EMBER(log.append(0, {{"loss", 1}, {"loss", 2}}), "column \"loss\" given twice at step 0");
@@ -153,7 +138,7 @@ TEST_CASE("MetricsLog: rows must give exactly the columns of the first row") {
 }
 
 TEST_CASE("read_csv: values read back exactly, errors name the file and line") {
-  TempDir dir;
+  TempDir dir("ember-metrics");
   spit(dir / "a.csv", "step,x,y\r\n0,0.1,-3\r\n\r\n7,1e-300,nan\n");
   const MetricsTable t = read_csv(dir / "a.csv");
   CHECK(t.columns == std::vector<std::string>{"step", "x", "y"});
@@ -180,7 +165,7 @@ TEST_CASE("read_csv: values read back exactly, errors name the file and line") {
 }
 
 TEST_CASE("MetricsLog::resume keeps the rows before the resume step and appends after them") {
-  TempDir dir;
+  TempDir dir("ember-metrics");
   const std::string path = dir / "m.csv";
   spit(path, "step,loss,lr\n10,2.5,0.1\n20,2,0.1\n30,1.5,0.05\n40,1,0.05\n");
   MetricsLog log = MetricsLog::resume(path, 30);
@@ -194,7 +179,7 @@ TEST_CASE("MetricsLog::resume keeps the rows before the resume step and appends 
 }
 
 TEST_CASE("MetricsLog::resume of a missing or empty file starts anew, a foreign CSV is refused") {
-  TempDir dir;
+  TempDir dir("ember-metrics");
   MetricsLog fresh = MetricsLog::resume(dir / "none.csv", 100);
   fresh.append(100, {{"loss", 3}});
   CHECK(slurp(dir / "none.csv") == "step,loss\n100,3\n");
@@ -347,7 +332,7 @@ TEST_CASE("LinePlot: empty series, all-equal values and a log axis") {
 }
 
 TEST_CASE("LinePlot::save writes the SVG") {
-  TempDir dir;
+  TempDir dir("ember-metrics");
   LinePlot plot("t", "x", "y");
   plot.add("a", {0, 1}, {0, 1});
   plot.save(dir / "p.svg");
