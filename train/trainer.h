@@ -61,7 +61,9 @@ class Trainer {
   Trainer(std::shared_ptr<nn::Module> model, std::shared_ptr<optim::Optimizer> optimizer,
           std::shared_ptr<const optim::Schedule> schedule, data::DataLoader train,
           std::shared_ptr<const data::Dataset> held_out, TrainerConfig config);
-  /// Continues from a checkpoint file: model, optimizer, generator, data position, step and metrics rows.
+  /// Continues from a checkpoint file: model, optimizer, generator, data position, step and metrics rows. The
+  /// losses then equal an uninterrupted run's exactly when both use the same number of threads (parallel
+  /// reductions add in an order that depends on it).
   void resume(const std::string& checkpoint_path);
   /// Trains from the current step up to config.steps; on SIGINT saves a checkpoint and returns early.
   TrainResult fit();
