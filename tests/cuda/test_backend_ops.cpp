@@ -13,6 +13,7 @@
 #include "core/backend.h"
 #include "core/creation.h"
 #include "core/ops.h"
+#include "layers/functional.h"
 
 using namespace ember;
 
@@ -53,6 +54,14 @@ const std::vector<OpCase> kCases = {
     {"log", [](Generator& g) { return Inputs{pos(g, {300})}; }, [](const Inputs& in) { return unary(UnaryOp::Log, in); }, 1e-5},
     {"tanh", [](Generator& g) { return Inputs{rn(g, {300})}; }, [](const Inputs& in) { return unary(UnaryOp::Tanh, in); }, 1e-5},
     {"gelu", [](Generator& g) { return Inputs{rn(g, {300})}; }, [](const Inputs& in) { return unary(UnaryOp::GeluErf, in); }, 1e-5},
+    {"gelu derivative", [](Generator& g) { return Inputs{rn(g, {300})}; },
+     [](const Inputs& in) { return unary(UnaryOp::GeluErfGrad, in); }, 1e-5},
+    {"layer_norm", [](Generator& g) { return Inputs{rn(g, {6, 10}), rn(g, {10}), rn(g, {10})}; },
+     [](const Inputs& in) { return nn::layer_norm(in[0], in[1], in[2]); }, 1e-5},
+    {"rms_norm", [](Generator& g) { return Inputs{rn(g, {6, 10}), rn(g, {10})}; },
+     [](const Inputs& in) { return nn::rms_norm(in[0], in[1]); }, 1e-5},
+    {"attention_softmax (causal, Tq < Tk)", [](Generator& g) { return Inputs{rn(g, {2, 3, 5, 8})}; },
+     [](const Inputs& in) { return nn::attention_softmax(in[0], 0.35, true); }, 1e-5},
     {"where", [](Generator& g) { return Inputs{rn(g, {4, 5}), rn(g, {4, 5}), rn(g, {5})}; },
      [](const Inputs& in) { return raw::where(raw::binary(BinaryOp::Gt, in[0], raw::mul_scalar(in[0], 0)), in[1], in[2]); }, 0},
     {"sum over dims {0, 2}", [](Generator& g) { return Inputs{rn(g, {3, 4, 5})}; },
