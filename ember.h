@@ -13,6 +13,7 @@
 #include "core/threads.h"
 #include "core/version.h"
 #include "layers/activation.h"
+#include "layers/attention/flash_attention.h"
 #include "layers/attention/multi_head_attention.h"
 #include "layers/containers.h"
 #include "layers/dropout.h"

@@ -60,6 +60,14 @@ void Backend::attention_softmax(const Tensor&, double, bool, const Tensor&) { mi
 void Backend::attention_softmax_backward(const Tensor&, const Tensor&, double, const Tensor&) {
   missing("attention_softmax_backward");
 }
+void Backend::flash_attention_forward(const Tensor&, const Tensor&, const Tensor&, double, bool, const Tensor&,
+                                      const Tensor&) {
+  missing("flash_attention_forward");
+}
+void Backend::flash_attention_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                       const Tensor&, double, bool, const Tensor&, const Tensor&, const Tensor&) {
+  missing("flash_attention_backward");
+}
 void Backend::norm_forward(bool, const Tensor&, const Tensor&, const Tensor&, double, const Tensor&, const Tensor&,
                            const Tensor&) {
   missing("norm_forward");

@@ -103,6 +103,17 @@ class Backend {
   virtual void attention_softmax(const Tensor& x, double scale, bool causal, const Tensor& out);
   /// Its backward from y = the forward's output and g = dL/dy: out = scale · y ⊙ (g − Σ_j g ⊙ y).
   virtual void attention_softmax_backward(const Tensor& y, const Tensor& g, double scale, const Tensor& out);
+  /// FlashAttention forward (tiled, online softmax) of contiguous q [B, H, Tq, d] and k, v [B, H, Tk, d]:
+  /// out [B, H, Tq, d] = softmax(scale · q kᵀ + M) v and lse [B, H, Tq] = the natural-log logsumexp of each row of
+  /// scale · q kᵀ + M, with the causal mask M bottom-right aligned as in attention_softmax. A row with no visible
+  /// key gets out = 0 and lse = −∞.
+  virtual void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal,
+                                       const Tensor& out, const Tensor& lse);
+  /// Its backward from the forward's out and lse and dout = dL/dout (contiguous): writes dq, dk, dv, recomputing
+  /// the attention weights tile by tile.
+  virtual void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                        const Tensor& lse, const Tensor& dout, double scale, bool causal,
+                                        const Tensor& dq, const Tensor& dk, const Tensor& dv);
   /// Layer norm over the last dim of contiguous x [N, D] (RMS norm when `rms`: no mean subtracted):
   /// y = (x - mean) * rstd * w + b with rstd = 1 / sqrt(var + eps) (mean of x^2 for RMS). Writes the
   /// per-row mean and rstd [N] for backward. w and b [D] may be undefined (no scale, no shift).

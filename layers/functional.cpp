@@ -1,8 +1,9 @@
 /// \file
-/// \brief linear, embedding, layer/RMS norm, dropout, RoPE and naive attention as differentiable ops.
+/// \brief linear, embedding, layer/RMS norm, dropout, RoPE, and naive and flash attention as differentiable ops.
 ///
-/// linear and the norms record one node each with a hand-written backward (one GEMM per gradient for
-/// linear; the fused norm kernels of the backend); the rest are compositions of autograd ops.
+/// linear, the norms and flash attention record one node each with a hand-written backward (one GEMM per
+/// gradient for linear; the fused norm and FlashAttention kernels of the backend); the rest are compositions of
+/// autograd ops.
 #include "layers/functional.h"
 
 #include <cmath>
@@ -54,6 +55,18 @@ Tensor norm(bool rms, const Tensor& x, const Tensor& weight, const Tensor& bias,
                                                          srstd.get(op), gx, gw, gb);
                   return Grads{gx, gw, gb};
                 });
+}
+
+/// The shape checks shared by naive_attention and flash_attention.
+void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
+  for (const Tensor* t : {&q, &k, &v}) raw::check_defined("attention", *t);
+  EMBER_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && q.shape()[0] == k.shape()[0] &&
+                  q.shape()[1] == k.shape()[1] && q.shape()[3] == k.shape()[3] && k.shape() == v.shape(),
+              "attention: expected q [B, H, Tq, d] and k, v [B, H, Tk, d], got q " + shape_str(q.shape()) + ", k " +
+                  shape_str(k.shape()) + ", v " + shape_str(v.shape()));
+  const std::int64_t Tq = q.shape()[2], Tk = k.shape()[2];
+  EMBER_CHECK(!causal || Tq <= Tk, "attention: causal attention needs Tq <= Tk, got Tq = " + std::to_string(Tq) +
+                                       ", Tk = " + std::to_string(Tk));
 }
 
 }  // namespace
@@ -111,16 +124,33 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
 }
 
 Tensor naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
-  for (const Tensor* t : {&q, &k, &v}) raw::check_defined("attention", *t);
-  EMBER_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && q.shape()[0] == k.shape()[0] &&
-                  q.shape()[1] == k.shape()[1] && q.shape()[3] == k.shape()[3] && k.shape() == v.shape(),
-              "attention: expected q [B, H, Tq, d] and k, v [B, H, Tk, d], got q " + shape_str(q.shape()) + ", k " +
-                  shape_str(k.shape()) + ", v " + shape_str(v.shape()));
-  const std::int64_t Tq = q.shape()[2], Tk = k.shape()[2];
-  EMBER_CHECK(!causal || Tq <= Tk, "attention: causal attention needs Tq <= Tk, got Tq = " + std::to_string(Tq) +
-                                       ", Tk = " + std::to_string(Tk));
+  check_attention(q, k, v, causal);
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.shape()[3]));
   return matmul(attention_softmax(matmul(q, transpose(k, -1, -2)), scale, causal), v);
+}
+
+Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
+  check_attention(q, k, v, causal);
+  EMBER_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype(),
+              "attention: q, k, v must share a dtype, got " + dtype_name(q.dtype()) + ", " + dtype_name(k.dtype()) +
+                  ", " + dtype_name(v.dtype()));
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.shape()[3]));
+  const Tensor Q = raw::contiguous(q), K = raw::contiguous(k), V = raw::contiguous(v);
+  Tensor out = empty(Q.shape(), Q.dtype(), Q.device());
+  Tensor lse = empty({Q.shape()[0], Q.shape()[1], Q.shape()[2]}, Q.dtype(), Q.device());
+  backend_for(Q.device()).flash_attention_forward(Q, K, V, scale, causal, out, lse);
+  if (!needs_grad({q, k, v})) return out;
+  SavedTensor sq(Q), sk(K), sv(V), so(out), sl(lse);
+  return record(out, "FlashAttentionBackward", {q, k, v}, [=](const Grads& g) {
+    const char* op = "FlashAttentionBackward";
+    const Tensor Qs = sq.get(op), Ks = sk.get(op), Vs = sv.get(op), G = raw::contiguous(g[0]);
+    Tensor dq = empty(Qs.shape(), Qs.dtype(), Qs.device());
+    Tensor dk = empty(Ks.shape(), Ks.dtype(), Ks.device());
+    Tensor dv = empty(Vs.shape(), Vs.dtype(), Vs.device());
+    backend_for(Qs.device()).flash_attention_backward(Qs, Ks, Vs, so.get(op), sl.get(op), G, scale, causal, dq, dk,
+                                                      dv);
+    return Grads{dq, dk, dv};
+  });
 }
 
 Tensor attention_softmax(const Tensor& scores, double scale, bool causal) {

@@ -1,6 +1,6 @@
 /// \file
 /// \brief The differentiable building blocks of layers: linear, embedding, layer norm, RMS norm,
-/// dropout, rotary position embedding and naive causal softmax attention.
+/// dropout, rotary position embedding, and naive and flash causal softmax attention.
 ///
 /// Key equations: linear y = x Wᵀ + b (W is [out, in], as PyTorch); layer norm
 /// y = (x − μ)/sqrt(σ² + ε) ⊙ w + b; RMS norm y = x / sqrt(mean(x²) + ε) ⊙ w; attention
@@ -28,6 +28,10 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen = nullpt
 /// q: [B, H, Tq, d], k, v: [B, H, Tk, d] -> [B, H, Tq, d]; softmax(q kᵀ / sqrt(d)) v. When causal, query i
 /// (at absolute position Tk − Tq + i) sees keys 0..Tk − Tq + i. Materialises the [Tq, Tk] scores.
 Tensor naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = true);
+/// The same attention as naive_attention (scale 1/sqrt(d), same shapes and causal alignment) computed by the
+/// backend's FlashAttention kernels: tiled with an online softmax, never materialising the [Tq, Tk] scores; saves
+/// only the output and the row logsumexp for backward, which recomputes the tiles.
+Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = true);
 /// scores: [..., Tq, Tk] -> softmax(scale · scores + M) along the last dim, M = −∞ above the bottom-right aligned
 /// diagonal when causal (key j hidden from query i when j > Tk − Tq + i). One fused kernel each way.
 Tensor attention_softmax(const Tensor& scores, double scale, bool causal);

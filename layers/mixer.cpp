@@ -2,6 +2,7 @@
 /// \brief The mixer registry: one line per mixer in `registry()`.
 #include "layers/mixer.h"
 
+#include "layers/attention/flash_attention.h"
 #include "layers/attention/multi_head_attention.h"
 
 namespace ember::nn {
@@ -16,6 +17,7 @@ std::shared_ptr<SequenceMixer> make(const MixerConfig& c) {
 /// Every mixer ember has, by name. A new mixer joins by adding its line here.
 const std::map<std::string, MixerFactory>& registry() {
   static const std::map<std::string, MixerFactory> table = {
+      {"flash_attention", make<FlashAttention>},
       {"softmax", make<MultiHeadAttention>},
   };
   return table;

@@ -32,6 +32,11 @@ class CpuBackend final : public Backend {
   void random(RandomKind kind, const Tensor& out, RandomArgs args) override;
   void attention_softmax(const Tensor& x, double scale, bool causal, const Tensor& out) override;
   void attention_softmax_backward(const Tensor& y, const Tensor& g, double scale, const Tensor& out) override;
+  void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal,
+                               const Tensor& out, const Tensor& lse) override;
+  void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                const Tensor& lse, const Tensor& dout, double scale, bool causal, const Tensor& dq,
+                                const Tensor& dk, const Tensor& dv) override;
   void norm_forward(bool rms, const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y,
                     const Tensor& mean, const Tensor& rstd) override;
   void norm_backward(bool rms, const Tensor& g, const Tensor& x, const Tensor& w, const Tensor& mean,
