@@ -14,6 +14,7 @@
 #include "core/version.h"
 #include "layers/activation.h"
 #include "layers/attention/flash_attention.h"
+#include "layers/attention/linear_attention.h"
 #include "layers/attention/multi_head_attention.h"
 #include "layers/containers.h"
 #include "layers/dropout.h"

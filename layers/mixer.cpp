@@ -3,6 +3,7 @@
 #include "layers/mixer.h"
 
 #include "layers/attention/flash_attention.h"
+#include "layers/attention/linear_attention.h"
 #include "layers/attention/multi_head_attention.h"
 
 namespace ember::nn {
@@ -18,6 +19,7 @@ std::shared_ptr<SequenceMixer> make(const MixerConfig& c) {
 const std::map<std::string, MixerFactory>& registry() {
   static const std::map<std::string, MixerFactory> table = {
       {"flash_attention", make<FlashAttention>},
+      {"linear", make<LinearAttention>},
       {"softmax", make<MultiHeadAttention>},
   };
   return table;

@@ -1,0 +1,143 @@
+/// \file
+/// \brief nn::LinearAttention: the elu + 1 feature map, the non-causal and chunked causal forms, and the
+/// recurrent (S, z) decoding step.
+#include "layers/attention/linear_attention.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "autograd/node.h"
+#include "autograd/ops.h"
+#include "core/ops.h"
+
+namespace ember::nn {
+
+Tensor elu_feature_map(const Tensor& x) { return elu(x) + 1.0; }
+
+Tensor linear_attention_noncausal(const Tensor& q, const Tensor& k, const Tensor& v) {
+  const auto& qs = q.shape();
+  const auto& ks = k.shape();
+  const auto& vs = v.shape();
+  const auto n = static_cast<std::int64_t>(qs.size());
+  bool ok = q.dim() >= 2 && k.dim() == q.dim() && v.dim() == q.dim() && qs[n - 1] == ks[n - 1] &&
+            ks[n - 2] == vs[n - 2];
+  for (std::int64_t i = 0; ok && i < n - 2; ++i) ok = qs[i] == ks[i] && qs[i] == vs[i];
+  EMBER_CHECK(ok, fmt::format("linear_attention_noncausal: expected q [..., Tq, d], k [..., Tk, d], v [..., Tk, M] "
+                              "with the same leading dims, got q {}, k {}, v {}",
+                              shape_str(qs), shape_str(ks), shape_str(vs)));
+  EMBER_CHECK(q.dtype() == k.dtype() && q.dtype() == v.dtype(),
+              fmt::format("linear_attention_noncausal: q, k, v must share a dtype, got {}, {}, {}",
+                          dtype_name(q.dtype()), dtype_name(k.dtype()), dtype_name(v.dtype())));
+  const Tensor fq = elu_feature_map(q), fk = elu_feature_map(k);
+  const Tensor S = matmul(transpose(fk, n - 2, n - 1), v);  // [..., d, M]
+  const Tensor z = sum(fk, {n - 2}, true);                  // [..., 1, d]
+  const Tensor den = sum(mul(fq, z), {n - 1}, true);        // [..., Tq, 1]
+  return matmul(fq, S) / (den + kLinearAttentionEps);
+}
+
+Tensor causal_linear_attention(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, std::int64_t chunk) {
+  const auto& qs = phi_q.shape();
+  EMBER_CHECK(phi_q.dim() == 4 && phi_k.shape() == qs && v.dim() == 4 && v.shape()[0] == qs[0] &&
+                  v.shape()[1] == qs[1] && v.shape()[2] == qs[2],
+              fmt::format("causal_linear_attention: expected phi_q, phi_k [B, H, T, d] and v [B, H, T, M], got "
+                          "phi_q {}, phi_k {}, v {}",
+                          shape_str(qs), shape_str(phi_k.shape()), shape_str(v.shape())));
+  EMBER_CHECK(chunk > 0, fmt::format("causal_linear_attention: chunk must be > 0, got {}", chunk));
+  const std::int64_t T = qs[2];
+  std::vector<Tensor> outs;
+  Tensor S, z;  // carried state: S [B, H, d, M], z [B, H, d, 1]; undefined before the first chunk
+  for (std::int64_t c0 = 0; c0 < T; c0 += chunk) {
+    const std::int64_t len = std::min(chunk, T - c0);
+    const Tensor qc = narrow(phi_q, 2, c0, len), kc = narrow(phi_k, 2, c0, len), vc = narrow(v, 2, c0, len);
+    const Tensor A = tril(matmul(qc, transpose(kc, 2, 3)));  // [B, H, len, len], φ(q_i)·φ(k_j) for j ≤ i
+    Tensor num = matmul(A, vc);                              // [B, H, len, M]
+    Tensor den = sum(A, {3}, true);                          // [B, H, len, 1]
+    if (S.defined()) {
+      num = num + matmul(qc, S);
+      den = den + matmul(qc, z);
+    }
+    outs.push_back(num / (den + kLinearAttentionEps));
+    if (c0 + len < T) {  // the state after this chunk, for the next ones
+      const Tensor dS = matmul(transpose(kc, 2, 3), vc);
+      const Tensor dz = transpose(sum(kc, {2}, true), 2, 3);
+      S = S.defined() ? S + dS : dS;
+      z = z.defined() ? z + dz : dz;
+    }
+  }
+  if (outs.empty()) return narrow(v, 2, 0, 0);  // T = 0
+  return outs.size() == 1 ? outs[0] : cat(outs, 2);
+}
+
+LinearAttention::LinearAttention(const MixerConfig& c) : LinearAttention(c, "LinearAttention") {}
+
+LinearAttention::LinearAttention(const MixerConfig& c, std::string type_name)
+    : SequenceMixer(std::move(type_name)),
+      n_heads(c.n_heads),
+      head_dim(c.n_heads > 0 ? c.d_model / c.n_heads : 0),
+      chunk(static_cast<std::int64_t>(std::llround(c.option("chunk", 64)))) {
+  EMBER_CHECK(c.n_heads > 0 && c.d_model > 0 && c.d_model % c.n_heads == 0,
+              fmt::format("{}: d_model {} is not divisible into {} heads", this->type_name(), c.d_model, c.n_heads));
+  EMBER_CHECK(chunk > 0, fmt::format("{}: option chunk must be > 0, got {}", this->type_name(), c.option("chunk", 64)));
+  q_proj = register_module("q_proj", std::make_shared<Linear>(c.d_model, c.d_model, c.bias, c.gen));
+  k_proj = register_module("k_proj", std::make_shared<Linear>(c.d_model, c.d_model, c.bias, c.gen));
+  v_proj = register_module("v_proj", std::make_shared<Linear>(c.d_model, c.d_model, c.bias, c.gen));
+  o_proj = register_module("o_proj", std::make_shared<Linear>(c.d_model, c.d_model, c.bias, c.gen));
+}
+
+Tensor LinearAttention::feature_map(const Tensor& x) const { return elu_feature_map(x); }
+
+std::array<Tensor, 3> LinearAttention::project(const Tensor& x) const {
+  const std::int64_t B = x.shape()[0], T = x.shape()[1];
+  const auto heads = [&](const std::shared_ptr<Linear>& proj) {
+    return permute(reshape(proj->forward(x), {B, T, n_heads, head_dim}), {0, 2, 1, 3});
+  };
+  return {heads(q_proj), heads(k_proj), heads(v_proj)};
+}
+
+Tensor LinearAttention::merge(const Tensor& o) const {
+  const std::int64_t B = o.shape()[0], T = o.shape()[2];
+  return o_proj->forward(reshape(permute(o, {0, 2, 1, 3}), {B, T, n_heads * head_dim}));
+}
+
+Tensor LinearAttention::forward(const Tensor& x) {
+  EMBER_CHECK(x.dim() == 3 && x.shape()[2] == n_heads * head_dim,
+              fmt::format("{}: expected x [B, T, {}], got {}", type_name(), n_heads * head_dim, shape_str(x.shape())));
+  const auto [q, k, v] = project(x);
+  return merge(causal_linear_attention(feature_map(q), feature_map(k), v, chunk));
+}
+
+std::unique_ptr<MixerState> LinearAttention::init_state(std::int64_t batch, std::int64_t max_len) const {
+  EMBER_CHECK(batch > 0 && max_len > 0, fmt::format("{}: init_state needs batch > 0 and max_len > 0, got {} and {}",
+                                                    type_name(), batch, max_len));
+  auto state = std::make_unique<LinearAttentionState>();
+  const DType dtype = q_proj->weight.dtype();
+  state->S = zeros({batch, n_heads, head_dim, head_dim}, dtype, q_proj->weight.device());
+  state->z = zeros({batch, n_heads, head_dim}, dtype, q_proj->weight.device());
+  return state;
+}
+
+Tensor LinearAttention::step(const Tensor& x_t, MixerState& state) const {
+  NoGradGuard no_grad;
+  auto* st = dynamic_cast<LinearAttentionState*>(&state);
+  EMBER_CHECK(st != nullptr, type_name() + ": step needs the state made by its init_state");
+  const std::int64_t B = st->S.shape()[0];
+  EMBER_CHECK(x_t.dim() == 2 && x_t.shape()[0] == B && x_t.shape()[1] == n_heads * head_dim,
+              fmt::format("{}: step expected x_t [{}, {}], got {}", type_name(), B, n_heads * head_dim,
+                          shape_str(x_t.shape())));
+  const auto [q, k, v] = project(unsqueeze(x_t, 1));  // [B, H, 1, d]
+  const Tensor fq = feature_map(q), fk = feature_map(k);
+  st->S = st->S + matmul(transpose(fk, 2, 3), v);     // S + φ(k_t) v_tᵀ
+  st->z = st->z + squeeze(fk, {2});                   // z + φ(k_t)
+  const Tensor num = matmul(fq, st->S);               // [B, H, 1, d]
+  const Tensor den = matmul(fq, unsqueeze(st->z, 3));  // [B, H, 1, 1]
+  st->position += 1;
+  return squeeze(merge(num / (den + kLinearAttentionEps)), {1});
+}
+
+std::string LinearAttention::extra_repr() const {
+  return fmt::format("d_model={}, heads={}, chunk={}", n_heads * head_dim, n_heads, chunk);
+}
+
+}  // namespace ember::nn
