@@ -73,48 +73,23 @@ Tensor causal_linear_attention(const Tensor& phi_q, const Tensor& phi_k, const T
 LinearAttention::LinearAttention(const MixerConfig& c) : LinearAttention(c, "LinearAttention") {}
 
 LinearAttention::LinearAttention(const MixerConfig& c, std::string type_name)
-    : SequenceMixer(std::move(type_name)),
-      n_heads(c.n_heads),
-      head_dim(c.n_heads > 0 ? c.d_model / c.n_heads : 0),
-      chunk(static_cast<std::int64_t>(std::llround(c.option("chunk", 64)))) {
-  EMBER_CHECK(c.n_heads > 0 && c.d_model > 0 && c.d_model % c.n_heads == 0,
-              fmt::format("{}: d_model {} is not divisible into {} heads", this->type_name(), c.d_model, c.n_heads));
+    : HeadedMixer(c, std::move(type_name)), chunk(static_cast<std::int64_t>(std::llround(c.option("chunk", 64)))) {
   EMBER_CHECK(chunk > 0, fmt::format("{}: option chunk must be > 0, got {}", this->type_name(), c.option("chunk", 64)));
-  q_proj = register_module("q_proj", std::make_shared<Linear>(c.d_model, c.d_model, c.bias, c.gen));
-  k_proj = register_module("k_proj", std::make_shared<Linear>(c.d_model, c.d_model, c.bias, c.gen));
-  v_proj = register_module("v_proj", std::make_shared<Linear>(c.d_model, c.d_model, c.bias, c.gen));
-  o_proj = register_module("o_proj", std::make_shared<Linear>(c.d_model, c.d_model, c.bias, c.gen));
 }
 
 Tensor LinearAttention::feature_map(const Tensor& x) const { return elu_feature_map(x); }
 
-std::array<Tensor, 3> LinearAttention::project(const Tensor& x) const {
-  const std::int64_t B = x.shape()[0], T = x.shape()[1];
-  const auto heads = [&](const std::shared_ptr<Linear>& proj) {
-    return permute(reshape(proj->forward(x), {B, T, n_heads, head_dim}), {0, 2, 1, 3});
-  };
-  return {heads(q_proj), heads(k_proj), heads(v_proj)};
-}
-
-Tensor LinearAttention::merge(const Tensor& o) const {
-  const std::int64_t B = o.shape()[0], T = o.shape()[2];
-  return o_proj->forward(reshape(permute(o, {0, 2, 1, 3}), {B, T, n_heads * head_dim}));
-}
-
 Tensor LinearAttention::forward(const Tensor& x) {
-  EMBER_CHECK(x.dim() == 3 && x.shape()[2] == n_heads * head_dim,
-              fmt::format("{}: expected x [B, T, {}], got {}", type_name(), n_heads * head_dim, shape_str(x.shape())));
+  check_input(x);
   const auto [q, k, v] = project(x);
   return merge(causal_linear_attention(feature_map(q), feature_map(k), v, chunk));
 }
 
 std::unique_ptr<MixerState> LinearAttention::init_state(std::int64_t batch, std::int64_t max_len) const {
-  EMBER_CHECK(batch > 0 && max_len > 0, fmt::format("{}: init_state needs batch > 0 and max_len > 0, got {} and {}",
-                                                    type_name(), batch, max_len));
+  check_state_size(batch, max_len);
   auto state = std::make_unique<LinearAttentionState>();
-  const DType dtype = q_proj->weight.dtype();
-  state->S = zeros({batch, n_heads, head_dim, head_dim}, dtype, q_proj->weight.device());
-  state->z = zeros({batch, n_heads, head_dim}, dtype, q_proj->weight.device());
+  state->S = state_zeros({batch, n_heads, head_dim, head_dim});
+  state->z = state_zeros({batch, n_heads, head_dim});
   return state;
 }
 
@@ -123,9 +98,7 @@ Tensor LinearAttention::step(const Tensor& x_t, MixerState& state) const {
   auto* st = dynamic_cast<LinearAttentionState*>(&state);
   EMBER_CHECK(st != nullptr, type_name() + ": step needs the state made by its init_state");
   const std::int64_t B = st->S.shape()[0];
-  EMBER_CHECK(x_t.dim() == 2 && x_t.shape()[0] == B && x_t.shape()[1] == n_heads * head_dim,
-              fmt::format("{}: step expected x_t [{}, {}], got {}", type_name(), B, n_heads * head_dim,
-                          shape_str(x_t.shape())));
+  check_step_input(x_t, B);
   const auto [q, k, v] = project(unsqueeze(x_t, 1));  // [B, H, 1, d]
   const Tensor fq = feature_map(q), fk = feature_map(k);
   st->S = st->S + matmul(transpose(fk, 2, 3), v);     // S + φ(k_t) v_tᵀ

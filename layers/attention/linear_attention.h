@@ -18,8 +18,7 @@
 #include <array>
 #include <memory>
 
-#include "layers/linear.h"
-#include "layers/mixer.h"
+#include "layers/attention/headed_mixer.h"
 
 namespace ember::nn {
 
@@ -45,7 +44,7 @@ struct LinearAttentionState : MixerState {
 
 /// Causal multi-head linear attention; the feature map (`feature_map`) is elu + 1 here and is what kernel
 /// variants (e.g. Performer's random features) override.
-class LinearAttention : public SequenceMixer {
+class LinearAttention : public HeadedMixer {
  public:
   /// d_model, n_heads (dividing d_model), bias and options["chunk"] (default 64) from the config.
   explicit LinearAttention(const MixerConfig& config);
@@ -56,12 +55,6 @@ class LinearAttention : public SequenceMixer {
   /// x_t: [B, D] -> [B, D]; S += φ(k_t) v_tᵀ, z += φ(k_t), then reads them with φ(q_t). Records no gradients.
   Tensor step(const Tensor& x_t, MixerState& state) const override;
 
-  std::shared_ptr<Linear> q_proj;  ///< W_q
-  std::shared_ptr<Linear> k_proj;  ///< W_k
-  std::shared_ptr<Linear> v_proj;  ///< W_v
-  std::shared_ptr<Linear> o_proj;  ///< W_o
-  const std::int64_t n_heads;      ///< H
-  const std::int64_t head_dim;     ///< d = D / H
   const std::int64_t chunk;        ///< C, tokens per chunk in forward
 
  protected:
@@ -70,12 +63,6 @@ class LinearAttention : public SequenceMixer {
   /// x: [B, H, T, d] -> φ(x), positive, [B, H, T, d']; elu(x) + 1 here (d' = d).
   virtual Tensor feature_map(const Tensor& x) const;
   std::string extra_repr() const override;
-
- private:
-  /// x: [B, T, D] -> q, k, v: [B, H, T, d] each.
-  std::array<Tensor, 3> project(const Tensor& x) const;
-  /// o: [B, H, T, d] -> [B, T, D] through W_o.
-  Tensor merge(const Tensor& o) const;
 };
 
 }  // namespace ember::nn

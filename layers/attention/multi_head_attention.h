@@ -9,8 +9,7 @@
 #include <array>
 #include <memory>
 
-#include "layers/linear.h"
-#include "layers/mixer.h"
+#include "layers/attention/headed_mixer.h"
 #include "layers/rope.h"
 
 namespace ember::nn {
@@ -23,7 +22,7 @@ struct KVCache : MixerState {
 
 /// Causal multi-head self-attention; the attention kernel (`attend`) is naive softmax here and is what
 /// faster or sparser variants override.
-class MultiHeadAttention : public SequenceMixer {
+class MultiHeadAttention : public HeadedMixer {
  public:
   /// d_model, n_heads (dividing d_model), rope, bias and max_len from the config.
   explicit MultiHeadAttention(const MixerConfig& config);
@@ -33,13 +32,7 @@ class MultiHeadAttention : public SequenceMixer {
   /// x_t: [B, D] -> [B, D]; appends this token's k, v to the cache. Records no gradients.
   Tensor step(const Tensor& x_t, MixerState& state) const override;
 
-  std::shared_ptr<Linear> q_proj;  ///< W_q
-  std::shared_ptr<Linear> k_proj;  ///< W_k
-  std::shared_ptr<Linear> v_proj;  ///< W_v
-  std::shared_ptr<Linear> o_proj;  ///< W_o
   std::shared_ptr<RotaryEmbedding> rope;  ///< RoPE on q and k (null without)
-  const std::int64_t n_heads;      ///< H
-  const std::int64_t head_dim;     ///< d = D / H
 
  protected:
   /// For subclasses: the same layer printed as `type_name` (e.g. "FlashAttention").
@@ -50,9 +43,7 @@ class MultiHeadAttention : public SequenceMixer {
 
  private:
   /// x: [B, T, D] -> q, k, v: [B, H, T, d] each, RoPE applied at positions start..start+T−1.
-  std::array<Tensor, 3> project(const Tensor& x, std::int64_t start) const;
-  /// o: [B, H, T, d] -> [B, T, D] through W_o.
-  Tensor merge(const Tensor& o) const;
+  std::array<Tensor, 3> project_rotated(const Tensor& x, std::int64_t start) const;
 };
 
 }  // namespace ember::nn
