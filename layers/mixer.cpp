@@ -2,9 +2,11 @@
 /// \brief The mixer registry: one line per mixer in `registry()`.
 #include "layers/mixer.h"
 
+#include "layers/attention/diag_attention.h"
 #include "layers/attention/flash_attention.h"
 #include "layers/attention/linear_attention.h"
 #include "layers/attention/multi_head_attention.h"
+#include "layers/attention/norm_attention.h"
 
 namespace ember::nn {
 
@@ -18,8 +20,10 @@ std::shared_ptr<SequenceMixer> make(const MixerConfig& c) {
 /// Every mixer ember has, by name. A new mixer joins by adding its line here.
 const std::map<std::string, MixerFactory>& registry() {
   static const std::map<std::string, MixerFactory> table = {
+      {"diag_attention", make<DiagAttention>},
       {"flash_attention", make<FlashAttention>},
       {"linear", make<LinearAttention>},
+      {"norm_attention", make<NormAttention>},
       {"softmax", make<MultiHeadAttention>},
   };
   return table;

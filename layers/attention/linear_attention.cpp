@@ -37,7 +37,8 @@ Tensor linear_attention_noncausal(const Tensor& q, const Tensor& k, const Tensor
   return matmul(fq, S) / (den + kLinearAttentionEps);
 }
 
-Tensor causal_linear_attention(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, std::int64_t chunk) {
+Tensor causal_linear_attention(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, std::int64_t chunk,
+                               bool normalize) {
   const auto& qs = phi_q.shape();
   EMBER_CHECK(phi_q.dim() == 4 && phi_k.shape() == qs && v.dim() == 4 && v.shape()[0] == qs[0] &&
                   v.shape()[1] == qs[1] && v.shape()[2] == qs[2],
@@ -53,17 +54,21 @@ Tensor causal_linear_attention(const Tensor& phi_q, const Tensor& phi_k, const T
     const Tensor qc = narrow(phi_q, 2, c0, len), kc = narrow(phi_k, 2, c0, len), vc = narrow(v, 2, c0, len);
     const Tensor A = tril(matmul(qc, transpose(kc, 2, 3)));  // [B, H, len, len], φ(q_i)·φ(k_j) for j ≤ i
     Tensor num = matmul(A, vc);                              // [B, H, len, M]
-    Tensor den = sum(A, {3}, true);                          // [B, H, len, 1]
-    if (S.defined()) {
-      num = num + matmul(qc, S);
-      den = den + matmul(qc, z);
+    if (S.defined()) num = num + matmul(qc, S);
+    if (normalize) {
+      Tensor den = sum(A, {3}, true);  // [B, H, len, 1]
+      if (z.defined()) den = den + matmul(qc, z);
+      outs.push_back(num / (den + kLinearAttentionEps));
+    } else {
+      outs.push_back(num);
     }
-    outs.push_back(num / (den + kLinearAttentionEps));
     if (c0 + len < T) {  // the state after this chunk, for the next ones
       const Tensor dS = matmul(transpose(kc, 2, 3), vc);
-      const Tensor dz = transpose(sum(kc, {2}, true), 2, 3);
       S = S.defined() ? S + dS : dS;
-      z = z.defined() ? z + dz : dz;
+      if (normalize) {
+        const Tensor dz = transpose(sum(kc, {2}, true), 2, 3);
+        z = z.defined() ? z + dz : dz;
+      }
     }
   }
   if (outs.empty()) return narrow(v, 2, 0, 0);  // T = 0

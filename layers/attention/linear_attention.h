@@ -34,7 +34,9 @@ Tensor linear_attention_noncausal(const Tensor& q, const Tensor& k, const Tensor
 
 /// phi_q, phi_k: [B, H, T, d] (features already mapped), v: [B, H, T, M] -> [B, H, T, M], causal:
 /// y_t = φ(q_t)ᵀ S_t / (φ(q_t)ᵀ z_t + ε), computed in chunks of `chunk` tokens. Differentiable.
-Tensor causal_linear_attention(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, std::int64_t chunk);
+/// With normalize = false the denominator is dropped: y_t = φ(q_t)ᵀ S_t (TransNormer's NormAttention core).
+Tensor causal_linear_attention(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v, std::int64_t chunk,
+                               bool normalize = true);
 
 /// The recurrent state of one linear-attention layer.
 struct LinearAttentionState : MixerState {
