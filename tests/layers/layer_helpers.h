@@ -6,6 +6,7 @@
 #include <string>
 
 #include "helpers.h"
+#include "layers/mixer.h"
 #include "layers/module.h"
 
 namespace ember::test {
@@ -44,6 +45,25 @@ inline void randomize(nn::Module& m, std::uint64_t seed) {
       fill_normal(p, seed, gain ? 1.0 : 0.0, 0.3);
     }
   }
+}
+
+/// A detached copy of t that requires grad (a fresh leaf for gradient tests).
+inline Tensor leaf_of(const Tensor& t) {
+  Tensor x = t.detach().clone();
+  x.requires_grad_();
+  return x;
+}
+
+/// x: [B, T, D] -> the mixer's step outputs for t = 0..T-1, stacked to [B, T, D] (checking the state's position).
+inline Tensor step_all(const nn::SequenceMixer& m, const Tensor& x) {
+  const std::int64_t B = x.shape()[0], T = x.shape()[1];
+  auto state = m.init_state(B, T);
+  std::vector<Tensor> ys;
+  for (std::int64_t t = 0; t < T; ++t) {
+    CHECK(state->position == t);
+    ys.push_back(m.step(select(x, 1, t), *state));
+  }
+  return stack(ys, 1);
 }
 
 }  // namespace ember::test

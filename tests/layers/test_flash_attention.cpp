@@ -32,11 +32,6 @@ std::string name_of(const Dims& s, bool causal) {
          std::to_string(s.Tk) + " d " + std::to_string(s.d) + (causal ? " causal" : "");
 }
 
-Tensor leaf_of(const Tensor& t) {
-  Tensor x = t.detach().clone();
-  x.requires_grad_();
-  return x;
-}
 
 using AttentionFn = Tensor (*)(const Tensor&, const Tensor&, const Tensor&, bool);
 
@@ -77,13 +72,6 @@ nn::MixerConfig config(std::int64_t d_model, std::int64_t heads, bool rope, std:
   return c;
 }
 
-Tensor step_all(const nn::SequenceMixer& m, const Tensor& x) {
-  const std::int64_t B = x.shape()[0], T = x.shape()[1];
-  auto state = m.init_state(B, T);
-  std::vector<Tensor> ys;
-  for (std::int64_t t = 0; t < T; ++t) ys.push_back(m.step(select(x, 1, t), *state));
-  return stack(ys, 1);
-}
 
 }  // namespace
 

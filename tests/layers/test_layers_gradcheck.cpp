@@ -24,11 +24,6 @@ using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 constexpr double kEps = 1e-6, kAtol = 1e-7, kRtol = 1e-5;
 
 /// A Float64 leaf that requires grad.
-Tensor leaf_of(const Tensor& t) {
-  Tensor x = t.detach().clone();
-  x.requires_grad_();
-  return x;
-}
 
 /// gradcheck of fn at inputs; also checks that every input received a gradient of its shape.
 void check(const std::string& name, const Fn& fn, const std::vector<Tensor>& inputs) {

@@ -102,22 +102,7 @@ nn::MixerConfig config(i64 d_model, i64 heads, const std::string& opt, double va
   return c;
 }
 
-Tensor step_all(const nn::SequenceMixer& m, const Tensor& x) {
-  const i64 B = x.shape()[0], T = x.shape()[1];
-  auto state = m.init_state(B, T);
-  std::vector<Tensor> ys;
-  for (i64 t = 0; t < T; ++t) {
-    CHECK(state->position == t);
-    ys.push_back(m.step(select(x, 1, t), *state));
-  }
-  return stack(ys, 1);
-}
 
-Tensor leaf_of(const Tensor& t) {
-  Tensor x = t.detach().clone();
-  x.requires_grad_();
-  return x;
-}
 
 void check_gradcheck(nn::SequenceMixer& m, std::uint64_t seed) {
   randomize(m, seed);
