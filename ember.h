@@ -8,6 +8,7 @@
 #include "autograd/ops.h"
 #include "core/backend.h"
 #include "core/creation.h"
+#include "core/memory.h"
 #include "core/safetensors.h"
 #include "core/tensor.h"
 #include "core/threads.h"

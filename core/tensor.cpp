@@ -2,22 +2,59 @@
 /// \brief Tensor handles, storage, and the autograd fields kept on every tensor.
 #include "core/tensor.h"
 
+#include <algorithm>
+#include <atomic>
 #include <ostream>
 
 #include <fmt/format.h>
 
 #include "core/backend.h"
 #include "core/half.h"
+#include "core/memory.h"
 #include "core/ops.h"
 
 namespace ember {
 
+namespace {
+
+/// The byte counters of one device type; atomics, as tensors are made and freed on many threads.
+struct MemoryCounters {
+  std::atomic<std::int64_t> current{0};
+  std::atomic<std::int64_t> peak{0};
+
+  void add(std::int64_t nbytes) {
+    const std::int64_t now = current.fetch_add(nbytes) + nbytes;
+    std::int64_t seen = peak.load();
+    while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+    }
+  }
+};
+
+MemoryCounters& counters(DeviceType type) {
+  static MemoryCounters cpu, cuda;
+  return type == DeviceType::CPU ? cpu : cuda;
+}
+
+}  // namespace
+
+MemoryStats memory_stats(DeviceType type) {
+  const MemoryCounters& c = counters(type);
+  return {c.current.load(), c.peak.load()};
+}
+
+void reset_peak_memory(DeviceType type) {
+  MemoryCounters& c = counters(type);
+  c.peak.store(c.current.load());
+}
+
 Storage::Storage(std::size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
   if (nbytes > 0) data_ = backend_for(device).allocate(nbytes);
+  counters(device.type).add(static_cast<std::int64_t>(nbytes));
 }
 
 Storage::~Storage() {
   if (data_) backend_for(device_).deallocate(data_);
+  counters(device_.type).current.fetch_sub(static_cast<std::int64_t>(nbytes_));
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
