@@ -5,9 +5,14 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "autograd/ops.h"
 #include "core/ops.h"
@@ -25,6 +30,8 @@ namespace {
 struct TrainFlags {
   RunConfig run;
   std::string mixer = "softmax";
+  std::string preset;                     ///< "transnormer": a per-layer mixer layout instead of --mixer
+  std::vector<std::string> mixer_options;  ///< NAME=VALUE pairs for MixerConfig::options
   bool resume = false;
 };
 
@@ -35,6 +42,46 @@ std::shared_ptr<nn::LanguageModel> make_model(RunConfig& c, const TaskBundle& ta
   c.model.max_len = std::max<std::int64_t>(c.model.max_len, task.seq_len + 1);
   c.model.seed = c.seed;
   return std::make_shared<nn::LanguageModel>(c.model);
+}
+
+/// NAME=VALUE pairs (from --mixer-option) as MixerConfig options; a malformed pair is a usage error.
+std::map<std::string, double> parse_mixer_options(const std::vector<std::string>& pairs) {
+  std::map<std::string, double> options;
+  for (const std::string& pair : pairs) {
+    const auto eq = pair.find('=');
+    std::size_t used = 0;
+    double value = 0;
+    try {
+      if (eq != std::string::npos && eq > 0) value = std::stod(pair.substr(eq + 1), &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    EMBER_CHECK(used > 0 && eq + 1 + used == pair.size(),
+                "--mixer-option: expected NAME=NUMBER (e.g. chunk=32), got '" + pair + "'");
+    options[pair.substr(0, eq)] = value;
+  }
+  return options;
+}
+
+/// The model's mixers from --mixer or --preset, each checked by building it once: an unknown name, or an
+/// option that none of them reads, is rejected before any work.
+std::vector<std::string> choose_mixers(const TrainFlags& f, std::int64_t n_layers) {
+  const std::vector<std::string> names =
+      f.preset == "transnormer" ? nn::transnormer_mixers(n_layers) : std::vector<std::string>{f.mixer};
+  nn::MixerConfig probe;
+  probe.options = parse_mixer_options(f.mixer_options);
+  for (const std::string& name : names) nn::make_mixer(name, probe);
+  for (const auto& [option, value] : probe.options)
+    EMBER_CHECK(probe.asked.count(option),
+                fmt::format("--mixer-option: {} has no option '{}' (it reads: {})", fmt::join(names, "/"), option,
+                            probe.asked.empty() ? "none" : fmt::format("{}", fmt::join(probe.asked, ", "))));
+  return names;
+}
+
+/// "2 layers of softmax", or the layer-by-layer list when the layers differ.
+std::string describe_layers(const nn::LanguageModelConfig& m) {
+  if (m.mixers.size() == 1) return fmt::format("{} layers of {}", m.n_layers, m.mixers[0]);
+  return fmt::format("{} layers ({})", m.n_layers, fmt::join(m.mixers, ", "));
 }
 
 /// Greedy completions of a few held-out problems, in the task's notation, marked right or wrong.
@@ -88,8 +135,8 @@ int run_train(TrainFlags f) {
     c = run_config_from_json(ckpt->metadata.at("ember.run"));
     if (steps > 0) c.steps = steps;
   } else {
-    c.model.mixers = {f.mixer};
-    nn::make_mixer(f.mixer, nn::MixerConfig{});  // rejects an unknown name before any work
+    c.model.mixers = choose_mixers(f, c.model.n_layers);
+    c.model.mixer_options = parse_mixer_options(f.mixer_options);
   }
   if (c.steps == 0) c.steps = kDefaultSteps;
   TaskBundle task = build_task(c);
@@ -110,8 +157,8 @@ int run_train(TrainFlags f) {
   }
   train::Trainer trainer(model, opt, sched, data::DataLoader(task.train, c.batch, true, c.seed, true), task.held_out, tc);
   if (ckpt) trainer.resume(ckpt_path);
-  fmt::print("ember train: task {} (T = {}, vocab {}), {} layers of {}, d_model {}, {} parameters, {} steps of {}\n",
-             c.task, task.seq_len, task.tokenizer.vocab_size(), c.model.n_layers, c.model.mixers[0], c.model.d_model,
+  fmt::print("ember train: task {} (T = {}, vocab {}), {}, d_model {}, {} parameters, {} steps of {}\n", c.task,
+             task.seq_len, task.tokenizer.vocab_size(), describe_layers(c.model), c.model.d_model,
              nn::with_commas(model->num_parameters()), c.steps, c.batch);
   std::fflush(stdout);
   train::Trainer::handle_interrupts();
@@ -141,7 +188,11 @@ Command add_train_command(CLI::App& sub) {
       ->check(CLI::ExistingFile);
   sub.add_option("--digits", c.digits, "Digits per operand of the addition task")->check(CLI::Range(1, 9))
       ->capture_default_str();
-  sub.add_option("--mixer", f->mixer, "Token mixer of every layer (registry name)")->capture_default_str();
+  auto* mixer = sub.add_option("--mixer", f->mixer, "Token mixer of every layer (registry name)")->capture_default_str();
+  sub.add_option("--preset", f->preset, "A per-layer mixer layout: transnormer (diag_attention below, norm_attention above)")
+      ->check(CLI::IsMember({"transnormer"}))
+      ->excludes(mixer);
+  sub.add_option("--mixer-option", f->mixer_options, "A mixer option NAME=VALUE (e.g. chunk=32); repeatable");
   sub.add_option("--layers", c.model.n_layers, "Transformer blocks")->check(CLI::PositiveNumber)->capture_default_str();
   sub.add_option("--dim", c.model.d_model, "Model width d_model")->check(CLI::PositiveNumber)->capture_default_str();
   sub.add_option("--heads", c.model.n_heads, "Attention heads")->check(CLI::PositiveNumber)->capture_default_str();

@@ -32,6 +32,7 @@ const std::map<std::string, MixerFactory>& registry() {
 }  // namespace
 
 double MixerConfig::option(const std::string& name, double fallback) const {
+  asked.insert(name);
   const auto it = options.find(name);
   return it == options.end() ? fallback : it->second;
 }

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,7 +30,8 @@ struct MixerConfig {
   bool bias = true;               ///< biases in projections
   std::map<std::string, double> options;  ///< mixer-specific settings (e.g. "chunk", "d_state")
   Generator* gen = nullptr;       ///< where initial weights are drawn from (default generator if null)
-  /// options[name] or `fallback` when absent.
+  mutable std::set<std::string> asked;  ///< every name option() was called with (to catch misspelt options)
+  /// options[name] or `fallback` when absent; records `name` in `asked`.
   double option(const std::string& name, double fallback) const;
 };
 

@@ -38,6 +38,15 @@ void check_config(const LanguageModelConfig& c) {
 
 }  // namespace
 
+std::vector<std::string> transnormer_mixers(std::int64_t n_layers) {
+  EMBER_CHECK(n_layers >= 2,
+              fmt::format("transnormer_mixers: the layout needs at least 2 layers (a lower and an upper half), got {}",
+                          n_layers));
+  std::vector<std::string> names(n_layers, "norm_attention");
+  std::fill(names.begin(), names.begin() + n_layers / 2, "diag_attention");
+  return names;
+}
+
 const std::string& LanguageModelConfig::mixer_of(std::int64_t layer) const {
   return mixers.size() == 1 ? mixers[0] : mixers.at(layer);
 }

@@ -40,6 +40,12 @@ struct LanguageModelConfig {
   const std::string& mixer_of(std::int64_t layer) const;
 };
 
+/// TransNormer's layout (Qin et al. 2022) for `n_layers` ≥ 2 blocks: "diag_attention" in the lower half
+/// (layers 0 … ⌊n/2⌋ − 1: local softmax attention, against attention dilution) and "norm_attention" in the upper
+/// half (global linear attention without the denominator, against unbounded gradients); for
+/// LanguageModelConfig::mixers.
+std::vector<std::string> transnormer_mixers(std::int64_t n_layers);
+
 /// One pre-norm block: h + mixer(norm1(h)), then + mlp(norm2(h)).
 class Block : public Module {
  public:

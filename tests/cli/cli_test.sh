@@ -30,6 +30,11 @@ expect_misuse "generate without checkpoint" generate --prompt 1+2=
 expect_misuse "resume without checkpoint" train --resume --out empty_dir
 expect_misuse "width not divisible into heads" train --dim 130 --heads 4 --steps 1
 expect_misuse "bench with an unknown mixer" bench --mixer nonsense
+expect_misuse "preset with one layer" train --preset transnormer --layers 1 --steps 1
+expect_misuse "preset and mixer together" train --preset transnormer --mixer linear --steps 1
+expect_misuse "unknown preset" train --preset gpt5 --steps 1
+expect_misuse "mixer option without a number" train --mixer linear --mixer-option chunk=x --steps 1
+expect_misuse "mixer option the mixer does not read" train --mixer linear --mixer-option chnk=8 --steps 1
 "$ember" train --help >/dev/null 2>&1 || fail "train --help exits non-zero"
 
 "$ember" train --digits 1 --steps 30 --dim 32 --heads 2 --layers 1 --out run1 >train.txt 2>&1
@@ -37,6 +42,12 @@ rc=$?
 [ "$rc" -eq 0 ] || fail "short train run exit code $rc: $(tail -3 train.txt)"
 grep -Eq '^final: step=30 loss=[0-9.]+ accuracy=[0-9.]+$' train.txt || fail "no summary line: $(tail -3 train.txt)"
 for f in checkpoint.safetensors metrics.csv curves.svg; do [ -s "run1/$f" ] || fail "run1/$f missing"; done
+
+"$ember" train --digits 1 --steps 5 --dim 32 --heads 2 --layers 4 --preset transnormer --mixer-option block=4 \
+  --out run_tn >tn.txt 2>&1 || fail "transnormer preset run failed: $(tail -3 tn.txt)"
+grep -q "4 layers (diag_attention, diag_attention, norm_attention, norm_attention)" tn.txt ||
+  fail "transnormer layout not reported: $(head -1 tn.txt)"
+grep -Eq '^final: step=5 ' tn.txt || fail "transnormer preset summary: $(tail -2 tn.txt)"
 
 "$ember" generate --checkpoint run1 --prompt "3+4=" >gen.txt 2>&1 || fail "generate failed: $(cat gen.txt)"
 grep -Eq '^3\+4=' gen.txt || fail "generate output: $(cat gen.txt)"

@@ -9,6 +9,7 @@
 #include "layers/attention/diag_attention.h"
 #include "layers/attention/norm_attention.h"
 #include "layers/functional.h"
+#include "layers/models/language_model.h"
 #include "layer_helpers.h"
 #include "reference_layers.h"
 
@@ -227,4 +228,24 @@ TEST_CASE("make_mixer: norm_attention and diag_attention by name") {
   REQUIRE(dynamic_cast<nn::DiagAttention*>(d.get()) != nullptr);
   CHECK(d->type_name() == "DiagAttention");
   CHECK(dynamic_cast<nn::DiagAttention&>(*d).block == 6);
+}
+
+TEST_CASE("transnormer_mixers: DiagAttention in the lower half, NormAttention in the upper half") {
+  using V = std::vector<std::string>;
+  CHECK(nn::transnormer_mixers(2) == V{"diag_attention", "norm_attention"});
+  CHECK(nn::transnormer_mixers(4) == V{"diag_attention", "diag_attention", "norm_attention", "norm_attention"});
+  CHECK(nn::transnormer_mixers(3) == V{"diag_attention", "norm_attention", "norm_attention"});
+  CHECK_THROWS_EMBER(nn::transnormer_mixers(1), "at least 2 layers");
+
+  nn::LanguageModelConfig c;
+  c.d_model = 16;
+  c.n_heads = 2;
+  c.n_layers = 4;
+  c.mixers = nn::transnormer_mixers(4);
+  c.mixer_options = {{"block", 4}};
+  nn::LanguageModel model(c);
+  for (std::int64_t i = 0; i < 4; ++i) {
+    const auto block = model.layers->at<nn::Block>(i);
+    CHECK(block->mixer->type_name() == (i < 2 ? "DiagAttention" : "NormAttention"));
+  }
 }
