@@ -4,7 +4,9 @@
 
 #include "layers/attention/diag_attention.h"
 #include "layers/attention/flash_attention.h"
+#include "layers/attention/gated_attention_unit.h"
 #include "layers/attention/linear_attention.h"
+#include "layers/attention/mixed_chunk_attention.h"
 #include "layers/attention/multi_head_attention.h"
 #include "layers/attention/norm_attention.h"
 
@@ -22,7 +24,9 @@ const std::map<std::string, MixerFactory>& registry() {
   static const std::map<std::string, MixerFactory> table = {
       {"diag_attention", make<DiagAttention>},
       {"flash_attention", make<FlashAttention>},
+      {"gau", make<GatedAttentionUnit>},
       {"linear", make<LinearAttention>},
+      {"mixed_chunk", make<MixedChunkAttention>},
       {"norm_attention", make<NormAttention>},
       {"softmax", make<MultiHeadAttention>},
   };
