@@ -68,6 +68,15 @@ void Backend::flash_attention_backward(const Tensor&, const Tensor&, const Tenso
                                        const Tensor&, double, bool, const Tensor&, const Tensor&, const Tensor&) {
   missing("flash_attention_backward");
 }
+void Backend::block_sparse_attention_forward(const Tensor&, const Tensor&, const Tensor&, const BlockSparseLayout&,
+                                             double, const Tensor&, const Tensor&) {
+  missing("block_sparse_attention_forward");
+}
+void Backend::block_sparse_attention_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                              const Tensor&, const Tensor&, const BlockSparseLayout&, double,
+                                              const Tensor&, const Tensor&, const Tensor&) {
+  missing("block_sparse_attention_backward");
+}
 void Backend::norm_forward(bool, const Tensor&, const Tensor&, const Tensor&, double, const Tensor&, const Tensor&,
                            const Tensor&) {
   missing("norm_forward");

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/block_sparse.h"
 #include "core/device.h"
 #include "core/tensor.h"
 
@@ -114,6 +115,18 @@ class Backend {
   virtual void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                         const Tensor& lse, const Tensor& dout, double scale, bool causal,
                                         const Tensor& dq, const Tensor& dk, const Tensor& dv);
+  /// Block-sparse attention forward (Child et al. 2019) of contiguous q [B, H, Tq, d] and k, v [B, H, Tk, d], with
+  /// layout.length() = Tk and queries at positions Tk − Tq..Tk − 1 (layout.first_query() ≤ Tk − Tq): out = softmax
+  /// of scale · q kᵀ over the allowed keys of each query, times v, and lse its natural-log logsumexp, computed as
+  /// flash_attention_forward does but only on the layout's active blocks, masking the pairs inside them.
+  virtual void block_sparse_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                              const BlockSparseLayout& layout, double scale, const Tensor& out,
+                                              const Tensor& lse);
+  /// Its backward from the forward's out and lse and dout = dL/dout (contiguous): writes dq, dk, dv, recomputing
+  /// the attention weights on the active blocks.
+  virtual void block_sparse_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                               const Tensor& lse, const Tensor& dout, const BlockSparseLayout& layout,
+                                               double scale, const Tensor& dq, const Tensor& dk, const Tensor& dv);
   /// Layer norm over the last dim of contiguous x [N, D] (RMS norm when `rms`: no mean subtracted):
   /// y = (x - mean) * rstd * w + b with rstd = 1 / sqrt(var + eps) (mean of x^2 for RMS). Writes the
   /// per-row mean and rstd [N] for backward. w and b [D] may be undefined (no scale, no shift).

@@ -1,9 +1,10 @@
 /// \file
-/// \brief linear, embedding, layer/RMS norm, dropout, RoPE, and naive and flash attention as differentiable ops.
+/// \brief linear, embedding, layer/RMS norm, dropout, RoPE, and naive, flash and block-sparse attention as
+/// differentiable ops.
 ///
-/// linear, the norms and flash attention record one node each with a hand-written backward (one GEMM per
-/// gradient for linear; the fused norm and FlashAttention kernels of the backend); the rest are compositions of
-/// autograd ops.
+/// linear, the norms, flash and block-sparse attention record one node each with a hand-written backward (one GEMM
+/// per gradient for linear; the fused norm, FlashAttention and block-sparse attention kernels of the backend); the
+/// rest are compositions of autograd ops.
 #include "layers/functional.h"
 
 #include <cmath>
@@ -149,6 +150,36 @@ Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool c
     Tensor dv = empty(Vs.shape(), Vs.dtype(), Vs.device());
     backend_for(Qs.device()).flash_attention_backward(Qs, Ks, Vs, so.get(op), sl.get(op), G, scale, causal, dq, dk,
                                                       dv);
+    return Grads{dq, dk, dv};
+  });
+}
+
+Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const BlockSparseLayout& layout) {
+  check_attention(q, k, v, true);
+  EMBER_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype(),
+              "block_sparse_attention: q, k, v must share a dtype, got " + dtype_name(q.dtype()) + ", " +
+                  dtype_name(k.dtype()) + ", " + dtype_name(v.dtype()));
+  const std::int64_t Tq = q.shape()[2], Tk = k.shape()[2];
+  EMBER_CHECK(layout.length() == Tk && layout.first_query() <= Tk - Tq,
+              "block_sparse_attention: the layout covers keys 0.." + std::to_string(layout.length() - 1) +
+                  " and queries from " + std::to_string(layout.first_query()) + ", but q " + shape_str(q.shape()) +
+                  " and k " + shape_str(k.shape()) + " need keys 0.." + std::to_string(Tk - 1) +
+                  " and queries from " + std::to_string(Tk - Tq));
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.shape()[3]));
+  const Tensor Q = raw::contiguous(q), K = raw::contiguous(k), V = raw::contiguous(v);
+  Tensor out = empty(Q.shape(), Q.dtype(), Q.device());
+  Tensor lse = empty({Q.shape()[0], Q.shape()[1], Tq}, Q.dtype(), Q.device());
+  backend_for(Q.device()).block_sparse_attention_forward(Q, K, V, layout, scale, out, lse);
+  if (!needs_grad({q, k, v})) return out;
+  SavedTensor sq(Q), sk(K), sv(V), so(out), sl(lse);
+  return record(out, "BlockSparseAttentionBackward", {q, k, v}, [=](const Grads& g) {
+    const char* op = "BlockSparseAttentionBackward";
+    const Tensor Qs = sq.get(op), Ks = sk.get(op), Vs = sv.get(op), G = raw::contiguous(g[0]);
+    Tensor dq = empty(Qs.shape(), Qs.dtype(), Qs.device());
+    Tensor dk = empty(Ks.shape(), Ks.dtype(), Ks.device());
+    Tensor dv = empty(Vs.shape(), Vs.dtype(), Vs.device());
+    backend_for(Qs.device()).block_sparse_attention_backward(Qs, Ks, Vs, so.get(op), sl.get(op), G, layout, scale, dq,
+                                                             dk, dv);
     return Grads{dq, dk, dv};
   });
 }

@@ -1,6 +1,6 @@
 /// \file
 /// \brief The differentiable building blocks of layers: linear, embedding, layer norm, RMS norm,
-/// dropout, rotary position embedding, and naive and flash causal softmax attention.
+/// dropout, rotary position embedding, and naive, flash and block-sparse causal softmax attention.
 ///
 /// Key equations: linear y = x Wᵀ + b (W is [out, in], as PyTorch); layer norm
 /// y = (x − μ)/sqrt(σ² + ε) ⊙ w + b; RMS norm y = x / sqrt(mean(x²) + ε) ⊙ w; attention
@@ -10,6 +10,7 @@
 
 #include <cstdint>
 
+#include "core/block_sparse.h"
 #include "core/philox.h"
 #include "core/tensor.h"
 
@@ -32,6 +33,11 @@ Tensor naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool c
 /// backend's FlashAttention kernels: tiled with an online softmax, never materialising the [Tq, Tk] scores; saves
 /// only the output and the row logsumexp for backward, which recomputes the tiles.
 Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = true);
+/// q: [B, H, Tq, d], k, v: [B, H, Tk, d] -> [B, H, Tq, d]; the query at position p = Tk − Tq + i takes softmax(q kᵀ /
+/// sqrt(d)) over the keys j with layout.allowed(p, j) only (Sparse Transformer, Child et al. 2019). Computed by the
+/// backend's block-sparse kernels on the layout's active blocks (FlashAttention's online softmax, saving only the
+/// output and the row logsumexp); one autograd node. Needs layout.length() = Tk and layout.first_query() ≤ Tk − Tq.
+Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const BlockSparseLayout& layout);
 /// scores: [..., Tq, Tk] -> softmax(scale · scores + M) along the last dim, M = −∞ above the bottom-right aligned
 /// diagonal when causal (key j hidden from query i when j > Tk − Tq + i). One fused kernel each way.
 Tensor attention_softmax(const Tensor& scores, double scale, bool causal);

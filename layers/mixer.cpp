@@ -9,6 +9,8 @@
 #include "layers/attention/mixed_chunk_attention.h"
 #include "layers/attention/multi_head_attention.h"
 #include "layers/attention/norm_attention.h"
+#include "layers/attention/performer_attention.h"
+#include "layers/attention/sparse_attention.h"
 
 namespace ember::nn {
 
@@ -28,7 +30,9 @@ const std::map<std::string, MixerFactory>& registry() {
       {"linear", make<LinearAttention>},
       {"mixed_chunk", make<MixedChunkAttention>},
       {"norm_attention", make<NormAttention>},
+      {"performer", make<PerformerAttention>},
       {"softmax", make<MultiHeadAttention>},
+      {"sparse", make<SparseAttention>},
   };
   return table;
 }

@@ -37,6 +37,12 @@ class CpuBackend final : public Backend {
   void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                 const Tensor& lse, const Tensor& dout, double scale, bool causal, const Tensor& dq,
                                 const Tensor& dk, const Tensor& dv) override;
+  void block_sparse_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                      const BlockSparseLayout& layout, double scale, const Tensor& out,
+                                      const Tensor& lse) override;
+  void block_sparse_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                       const Tensor& lse, const Tensor& dout, const BlockSparseLayout& layout,
+                                       double scale, const Tensor& dq, const Tensor& dk, const Tensor& dv) override;
   void norm_forward(bool rms, const Tensor& x, const Tensor& w, const Tensor& b, double eps, const Tensor& y,
                     const Tensor& mean, const Tensor& rstd) override;
   void norm_backward(bool rms, const Tensor& g, const Tensor& x, const Tensor& w, const Tensor& mean,

@@ -19,14 +19,13 @@
 /// Causal masking is bottom-right aligned: query i sees keys j ≤ Tk − Tq + i. The visible keys of a row are a
 /// prefix, so key tiles past the last visible key of a query tile are skipped and, inside the diagonal tile,
 /// each row only takes its visible prefix (the rest of P is 0). A row with no visible key gives O = 0 and
-/// L = −∞ (the FlashAttention convention) and no gradient. Forward runs in parallel over B·H × query tiles,
+/// L = −∞ (the FlashAttention convention) and no gradient. The tile steps live in core/cpu/attention_tiles.h,
+/// shared with the block-sparse kernel. Forward runs in parallel over B·H × query tiles,
 /// backward over B·H (each (b, h) owns its dK and dV, so there are no races).
-#include <Eigen/Core>
 #include <algorithm>
-#include <cmath>
-#include <limits>
 #include <vector>
 
+#include "core/cpu/attention_tiles.h"
 #include "core/cpu/cpu_backend.h"
 #include "core/cpu/loops.h"
 
@@ -34,15 +33,13 @@ namespace ember {
 
 namespace {
 
+using cpu::ConstMapMat;
+using cpu::kHidden;
+using cpu::MapMat;
+using cpu::Mat;
+
 /// Query and key tile sizes: a 64×64 score tile plus 64×d Q, K, V, O tiles stay in L1/L2 for usual head dims.
 constexpr std::int64_t kBr = 64, kBc = 64;
-
-template <class T>
-using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class T>
-using MapMat = Eigen::Map<Mat<T>>;
-template <class T>
-using ConstMapMat = Eigen::Map<const Mat<T>>;
 
 /// The attention geometry shared by forward and backward.
 struct Geometry {
@@ -52,53 +49,36 @@ struct Geometry {
   std::int64_t visible(std::int64_t i) const {
     return causal ? std::clamp<std::int64_t>(Tk - Tq + i + 1, 0, Tk) : Tk;
   }
+  /// Hides the keys past each row's visible prefix in S, the scores of rows i0.. against keys j0.. .
+  template <class T>
+  void mask(Mat<T>& S, std::int64_t i0, std::int64_t j0) const {
+    for (Eigen::Index r = 0; r < S.rows(); ++r) {
+      const std::int64_t n = std::clamp<std::int64_t>(visible(i0 + r) - j0, 0, S.cols());
+      S.row(r).tail(S.cols() - n).setConstant(kHidden<T>);
+    }
+  }
 };
 
 /// Forward for query tile `tile` of head `bh`.
 template <class T>
 void forward_tile(const Geometry& g, const T* q, const T* k, const T* v, T* out, T* lse, T scale, std::int64_t bh,
-                  std::int64_t tile, Mat<T>& S, Mat<T>& acc, std::vector<T>& m, std::vector<T>& l) {
+                  std::int64_t tile, Mat<T>& S, cpu::OnlineSoftmax<T>& state) {
   const std::int64_t d = g.d, i0 = tile * kBr, nr = std::min(kBr, g.Tq - i0);
   const ConstMapMat<T> Q(q + (bh * g.Tq + i0) * d, nr, d);
   const T* K = k + bh * g.Tk * d;
   const T* V = v + bh * g.Tk * d;
-  acc.setZero(nr, d);
-  m.assign(nr, -std::numeric_limits<T>::infinity());
-  l.assign(nr, T(0));
+  state.reset(nr, d);
   const std::int64_t kend = g.visible(i0 + nr - 1);  // the last row of the tile sees the most keys
   for (std::int64_t j0 = 0; j0 < kend; j0 += kBc) {
     const std::int64_t nc = std::min(kBc, kend - j0);
     const ConstMapMat<T> Kj(K + j0 * d, nc, d), Vj(V + j0 * d, nc, d);
     S.resize(nr, nc);
     S.noalias() = scale * (Q * Kj.transpose());
-    for (std::int64_t r = 0; r < nr; ++r) {
-      const std::int64_t n = std::clamp<std::int64_t>(g.visible(i0 + r) - j0, 0, nc);  // visible prefix
-      auto row = S.row(r);
-      if (n == 0) {  // nothing visible in this tile: P̃ = 0, state unchanged
-        row.setZero();
-        continue;
-      }
-      const T m_new = std::max(m[r], row.head(n).maxCoeff());
-      const T alpha = std::exp(m[r] - m_new);  // exp(−∞) = 0 on the first visible tile
-      row.head(n) = (row.head(n).array() - m_new).exp().matrix();
-      row.tail(nc - n).setZero();
-      l[r] = alpha * l[r] + row.head(n).sum();
-      acc.row(r) *= alpha;
-      m[r] = m_new;
-    }
-    acc.noalias() += S * Vj;
+    g.mask(S, i0, j0);
+    state.update(S, Vj);
   }
   MapMat<T> O(out + (bh * g.Tq + i0) * d, nr, d);
-  T* L = lse + bh * g.Tq + i0;
-  for (std::int64_t r = 0; r < nr; ++r) {
-    if (l[r] > T(0)) {
-      O.row(r) = acc.row(r) / l[r];
-      L[r] = m[r] + std::log(l[r]);
-    } else {  // no visible key
-      O.row(r).setZero();
-      L[r] = -std::numeric_limits<T>::infinity();
-    }
-  }
+  state.finish(O, lse + bh * g.Tq + i0);
 }
 
 /// Backward for head `bh`: writes dq, dk, dv of that head.
@@ -106,10 +86,9 @@ template <class T>
 void backward_head(const Geometry& g, const T* q, const T* k, const T* v, const T* out, const T* lse, const T* dout,
                    T scale, T* dq, T* dk, T* dv, std::int64_t bh, Mat<T>& P, Mat<T>& dP, std::vector<T>& D) {
   const std::int64_t d = g.d, qoff = bh * g.Tq * d, koff = bh * g.Tk * d;
-  MapMat<T> dQ(dq + qoff, g.Tq, d), dK(dk + koff, g.Tk, d), dV(dv + koff, g.Tk, d);
-  dQ.setZero();
-  dK.setZero();
-  dV.setZero();
+  MapMat<T>(dq + qoff, g.Tq, d).setZero();
+  MapMat<T>(dk + koff, g.Tk, d).setZero();
+  MapMat<T>(dv + koff, g.Tk, d).setZero();
   const ConstMapMat<T> O(out + qoff, g.Tq, d), dO(dout + qoff, g.Tq, d);
   D.resize(g.Tq);
   for (std::int64_t i = 0; i < g.Tq; ++i) D[i] = O.row(i).dot(dO.row(i));  // D = rowsum(dO ∘ O)
@@ -122,19 +101,9 @@ void backward_head(const Geometry& g, const T* q, const T* k, const T* v, const 
       const ConstMapMat<T> Kj(k + koff + j0 * d, nc, d), Vj(v + koff + j0 * d, nc, d);
       P.resize(nr, nc);
       P.noalias() = scale * (Qi * Kj.transpose());
-      for (std::int64_t r = 0; r < nr; ++r) {
-        const std::int64_t n = std::isinf(L[i0 + r]) ? 0 : std::clamp<std::int64_t>(g.visible(i0 + r) - j0, 0, nc);
-        auto row = P.row(r);
-        row.head(n) = (row.head(n).array() - L[i0 + r]).exp().matrix();  // P = exp(S − L)
-        row.tail(nc - n).setZero();
-      }
-      dV.middleRows(j0, nc).noalias() += P.transpose() * dOi;
-      dP.resize(nr, nc);
-      dP.noalias() = dOi * Vj.transpose();
-      for (std::int64_t r = 0; r < nr; ++r) dP.row(r).array() -= D[i0 + r];
-      dP.array() *= P.array();  // dS = P ∘ (dP − D)
-      dQ.middleRows(i0, nr).noalias() += scale * (dP * Kj);
-      dK.middleRows(j0, nc).noalias() += scale * (dP.transpose() * Qi);
+      g.mask(P, i0, j0);
+      cpu::backward_tile<T>(P, dP, L + i0, D.data() + i0, Qi, dOi, Kj, Vj, scale,
+                            {dq + qoff + i0 * d, dk + koff + j0 * d, dv + koff + j0 * d});
     }
   }
 }
@@ -149,12 +118,11 @@ void CpuBackend::flash_attention_forward(const Tensor& q, const Tensor& k, const
     using T = decltype(tag);
     cpu::parallel_range(n, g.BH * g.Tq * std::max<std::int64_t>(g.Tk, 1) * std::max<std::int64_t>(g.d, 1),
                         [&](std::int64_t b, std::int64_t e) {
-                          Mat<T> S, acc;
-                          std::vector<T> m, l;
+                          Mat<T> S;
+                          cpu::OnlineSoftmax<T> state;
                           for (std::int64_t t = b; t < e; ++t)
                             forward_tile<T>(g, q.data_ptr<T>(), k.data_ptr<T>(), v.data_ptr<T>(), out.data_ptr<T>(),
-                                            lse.data_ptr<T>(), static_cast<T>(scale), t / tiles, t % tiles, S, acc, m,
-                                            l);
+                                            lse.data_ptr<T>(), static_cast<T>(scale), t / tiles, t % tiles, S, state);
                         });
   });
 }

@@ -84,17 +84,21 @@ LinearAttention::LinearAttention(const MixerConfig& c, std::string type_name)
 
 Tensor LinearAttention::feature_map(const Tensor& x) const { return elu_feature_map(x); }
 
+Tensor LinearAttention::query_feature_map(const Tensor& q) const { return feature_map(q); }
+
+std::int64_t LinearAttention::feature_dim() const { return head_dim; }
+
 Tensor LinearAttention::forward(const Tensor& x) {
   check_input(x);
   const auto [q, k, v] = project(x);
-  return merge(causal_linear_attention(feature_map(q), feature_map(k), v, chunk));
+  return merge(causal_linear_attention(query_feature_map(q), feature_map(k), v, chunk));
 }
 
 std::unique_ptr<MixerState> LinearAttention::init_state(std::int64_t batch, std::int64_t max_len) const {
   check_state_size(batch, max_len);
   auto state = std::make_unique<LinearAttentionState>();
-  state->S = state_zeros({batch, n_heads, head_dim, head_dim});
-  state->z = state_zeros({batch, n_heads, head_dim});
+  state->S = state_zeros({batch, n_heads, feature_dim(), head_dim});
+  state->z = state_zeros({batch, n_heads, feature_dim()});
   return state;
 }
 
@@ -105,7 +109,7 @@ Tensor LinearAttention::step(const Tensor& x_t, MixerState& state) const {
   const std::int64_t B = st->S.shape()[0];
   check_step_input(x_t, B);
   const auto [q, k, v] = project(unsqueeze(x_t, 1));  // [B, H, 1, d]
-  const Tensor fq = feature_map(q), fk = feature_map(k);
+  const Tensor fq = query_feature_map(q), fk = feature_map(k);
   st->S = st->S + matmul(transpose(fk, 2, 3), v);     // S + φ(k_t) v_tᵀ
   st->z = st->z + squeeze(fk, {2});                   // z + φ(k_t)
   const Tensor num = matmul(fq, st->S);               // [B, H, 1, d]

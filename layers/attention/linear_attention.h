@@ -40,19 +40,20 @@ Tensor causal_linear_attention(const Tensor& phi_q, const Tensor& phi_k, const T
 
 /// The recurrent state of one linear-attention layer.
 struct LinearAttentionState : MixerState {
-  Tensor S;  ///< [B, H, d, d]: Σ φ(k_j) v_jᵀ over consumed tokens
-  Tensor z;  ///< [B, H, d]: Σ φ(k_j)
+  Tensor S;  ///< [B, H, m, d]: Σ φ(k_j) v_jᵀ over consumed tokens (m = d for elu + 1)
+  Tensor z;  ///< [B, H, m]: Σ φ(k_j)
 };
 
-/// Causal multi-head linear attention; the feature map (`feature_map`) is elu + 1 here and is what kernel
-/// variants (e.g. Performer's random features) override.
+/// Causal multi-head linear attention; the feature map (`feature_map`, and `query_feature_map` for queries) is
+/// elu + 1 here and is what kernel variants (e.g. Performer's random features) override, with `feature_dim`.
 class LinearAttention : public HeadedMixer {
  public:
   /// d_model, n_heads (dividing d_model), bias and options["chunk"] (default 64) from the config.
   explicit LinearAttention(const MixerConfig& config);
   /// x: [B, T, D] -> [B, T, D], causal, in chunks of `chunk` tokens.
   Tensor forward(const Tensor& x) override;
-  /// S [B, H, d, d] and z [B, H, d] zeros; max_len only has to be > 0 (the state does not grow).
+  /// S [B, H, m, d] and z [B, H, m] zeros (m = feature_dim()); max_len only has to be > 0 (the state does not
+  /// grow).
   std::unique_ptr<MixerState> init_state(std::int64_t batch, std::int64_t max_len) const override;
   /// x_t: [B, D] -> [B, D]; S += φ(k_t) v_tᵀ, z += φ(k_t), then reads them with φ(q_t). Records no gradients.
   Tensor step(const Tensor& x_t, MixerState& state) const override;
@@ -62,8 +63,14 @@ class LinearAttention : public HeadedMixer {
  protected:
   /// For subclasses: the same layer printed as `type_name`.
   LinearAttention(const MixerConfig& config, std::string type_name);
-  /// x: [B, H, T, d] -> φ(x), positive, [B, H, T, d']; elu(x) + 1 here (d' = d).
+  /// x: [B, H, T, d] -> φ(x), positive, [B, H, T, m] with m = feature_dim(); elu(x) + 1 here. Applied to keys.
   virtual Tensor feature_map(const Tensor& x) const;
+  /// q: [B, H, T, d] -> φ(q) [B, H, T, m], the map applied to queries; feature_map(q) here. A subclass may
+  /// scale each query's features by a positive factor of its own (it cancels between the numerator and the
+  /// denominator), which a key's factor would not.
+  virtual Tensor query_feature_map(const Tensor& q) const;
+  /// m, the width of φ(x) and of the state S [B, H, m, d], z [B, H, m]; head_dim here.
+  virtual std::int64_t feature_dim() const;
   std::string extra_repr() const override;
 };
 

@@ -16,14 +16,14 @@ NormAttention::NormAttention(const MixerConfig& c, std::string type_name) : Line
 Tensor NormAttention::forward(const Tensor& x) {
   check_input(x);
   const auto [q, k, v] = project(x);
-  const Tensor o = causal_linear_attention(feature_map(q), feature_map(k), v, chunk, false);
+  const Tensor o = causal_linear_attention(query_feature_map(q), feature_map(k), v, chunk, false);
   return merge(rms_norm(o, Tensor(), kNormAttentionEps));
 }
 
 std::unique_ptr<MixerState> NormAttention::init_state(std::int64_t batch, std::int64_t max_len) const {
   check_state_size(batch, max_len);
   auto state = std::make_unique<NormAttentionState>();
-  state->S = state_zeros({batch, n_heads, head_dim, head_dim});
+  state->S = state_zeros({batch, n_heads, feature_dim(), head_dim});
   return state;
 }
 
@@ -35,7 +35,7 @@ Tensor NormAttention::step(const Tensor& x_t, MixerState& state) const {
   check_step_input(x_t, B);
   const auto [q, k, v] = project(unsqueeze(x_t, 1));  // [B, H, 1, d]
   st->S = st->S + matmul(transpose(feature_map(k), 2, 3), v);
-  const Tensor o = matmul(feature_map(q), st->S);  // [B, H, 1, d]
+  const Tensor o = matmul(query_feature_map(q), st->S);  // [B, H, 1, d]
   st->position += 1;
   return squeeze(merge(rms_norm(o, Tensor(), kNormAttentionEps)), {1});
 }
