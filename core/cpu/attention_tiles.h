@@ -95,6 +95,19 @@ struct TileGrads {
   T* dVj;  ///< dV rows of the key tile
 };
 
+/// Starts one head's backward: zeroes its dq [Tq, d], dk and dv [Tk, d] (the tiles accumulate into them) and fills
+/// D[i] = rowsum(dO ∘ O)_i for its Tq rows, the term every tile's dS = P ∘ (dP − D) needs.
+template <class T>
+void begin_head_backward(const T* out, const T* dout, T* dq, T* dk, T* dv, std::int64_t Tq, std::int64_t Tk,
+                         std::int64_t d, std::vector<T>& D) {
+  MapMat<T>(dq, Tq, d).setZero();
+  MapMat<T>(dk, Tk, d).setZero();
+  MapMat<T>(dv, Tk, d).setZero();
+  const ConstMapMat<T> O(out, Tq, d), dO(dout, Tq, d);
+  D.resize(Tq);
+  for (std::int64_t i = 0; i < Tq; ++i) D[i] = O.row(i).dot(dO.row(i));
+}
+
 /// P: [nr, nc] scaled scores with hidden entries −∞ (overwritten), dP: scratch; L, D: the tile's rows of the
 /// logsumexp and of rowsum(dO ∘ O); Qi, dOi: [nr, d]; Kj, Vj: [nc, d]. Adds this pair's terms to g.
 template <class T>

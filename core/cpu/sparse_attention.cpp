@@ -91,12 +91,8 @@ template <class T>
 void backward_head(const Geometry& g, const T* q, const T* k, const T* v, const T* out, const T* lse, const T* dout,
                    T scale, T* dq, T* dk, T* dv, std::int64_t bh, Mat<T>& P, Mat<T>& dP, std::vector<T>& D) {
   const std::int64_t d = g.d, qoff = bh * g.Tq * d, koff = bh * g.Tk * d;
-  MapMat<T>(dq + qoff, g.Tq, d).setZero();
-  MapMat<T>(dk + koff, g.Tk, d).setZero();
-  MapMat<T>(dv + koff, g.Tk, d).setZero();
-  const ConstMapMat<T> O(out + qoff, g.Tq, d), dO(dout + qoff, g.Tq, d);
-  D.resize(g.Tq);
-  for (std::int64_t i = 0; i < g.Tq; ++i) D[i] = O.row(i).dot(dO.row(i));  // D = rowsum(dO ∘ O)
+  cpu::begin_head_backward(out + qoff, dout + qoff, dq + qoff, dk + koff, dv + koff, g.Tq, g.Tk, d, D);
+  const ConstMapMat<T> dO(dout + qoff, g.Tq, d);
   for (std::int64_t I = g.first_row(); I < g.layout.block_rows(); ++I) {
     const auto [i0, i1] = g.rows(I);
     const std::int64_t nr = i1 - i0, r0 = i0 - g.p0();

@@ -6,7 +6,9 @@
 #include <string>
 
 #include "helpers.h"
+#include "autograd/gradcheck.h"
 #include "layers/mixer.h"
+#include "layers/models/language_model.h"
 #include "layers/module.h"
 
 namespace ember::test {
@@ -64,6 +66,52 @@ inline Tensor step_all(const nn::SequenceMixer& m, const Tensor& x) {
     ys.push_back(m.step(select(x, 1, t), *state));
   }
   return stack(ys, 1);
+}
+
+/// Logits of every position by stepping through ids [B, T] with the model's decoding state -> [B, T, V].
+inline Tensor step_all(const nn::LanguageModel& lm, const Tensor& ids) {
+  auto state = lm.init_state(ids.shape()[0]);
+  std::vector<Tensor> out;
+  for (std::int64_t t = 0; t < ids.shape()[1]; ++t) {
+    CHECK(state.position == t);
+    out.push_back(lm.step(select(ids, 1, t).contiguous(), state));
+  }
+  return stack(out, 1);
+}
+
+/// Float64 gradcheck of a (Float64) mixer through its input x [B, T, D] and every parameter.
+inline void check_mixer_gradcheck(nn::SequenceMixer& m, const Tensor& x) {
+  std::vector<Tensor> inputs = {leaf_of(x)};
+  for (const auto& [name, p] : m.named_parameters()) inputs.push_back(p);
+  const GradcheckResult r = gradcheck([&](const auto& in) { return m(in[0]); }, inputs, 1e-6, 1e-7, 1e-5);
+  CHECK_MESSAGE(r.ok, r.message);
+}
+
+/// Causal leakage: adding 1 to input t of x [B, T, D] (for each t) leaves every output before t bit-identical.
+/// Returns how many of the T perturbations changed output t itself (a mixer may legitimately ignore its own
+/// token for some t, e.g. when relu² clips its score, so callers bound this rather than require all T).
+inline std::int64_t check_causal(nn::SequenceMixer& m, const Tensor& x) {
+  const std::int64_t T = x.shape()[1];
+  const Tensor y = m(x);
+  std::int64_t changed = 0;
+  for (std::int64_t t = 0; t < T; ++t) {
+    CAPTURE(t);
+    Tensor x2 = x.clone();
+    {
+      Tensor row = narrow(x2, 1, t, 1);
+      row.copy_(row + 1.0);
+    }
+    const Tensor y2 = m(x2);
+    if (t > 0) CHECK(max_abs_diff(narrow(y, 1, 0, t), narrow(y2, 1, 0, t)) == 0.0);
+    changed += max_abs_diff(narrow(y, 1, t, 1), narrow(y2, 1, t, 1)) > 1e-9;
+  }
+  return changed;
+}
+
+/// Re-draws m (randomize) and makes it Float64, ready for check_causal and check_mixer_gradcheck.
+inline void prepare_f64(nn::SequenceMixer& m, std::uint64_t seed) {
+  randomize(m, seed);
+  m.to(DType::Float64);
 }
 
 }  // namespace ember::test

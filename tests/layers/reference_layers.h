@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "helpers.h"
+#include "layers/linear.h"
 
 namespace ember::test::ref {
 
@@ -147,6 +148,31 @@ inline Vec mha(const Vec& x, i64 B, i64 T, i64 D, i64 H, const MhaWeights& w, bo
       for (i64 h = 0; h < H; ++h)
         for (i64 c = 0; c < d; ++c) merged[(b * T + t) * D + h * d + c] = o[((b * H + h) * T + t) * d + c];
   return linear(merged, w.wo, w.bo, D, D);
+}
+
+/// x [N, D] through the square Linear layer p (its weight and, when present, bias), by ref::linear.
+inline Vec lin(const std::shared_ptr<nn::Linear>& p, const Vec& x, i64 D) {
+  return linear(x, vec(p->weight), p->bias.defined() ? vec(p->bias) : Vec{}, D, D);
+}
+
+/// [B, T, H, d] -> [B, H, T, d]: the head split of the projections.
+inline Vec heads(const Vec& a, i64 B, i64 T, i64 H, i64 d) {
+  Vec out(a.size());
+  for (i64 b = 0; b < B; ++b)
+    for (i64 t = 0; t < T; ++t)
+      for (i64 h = 0; h < H; ++h)
+        for (i64 c = 0; c < d; ++c) out[((b * H + h) * T + t) * d + c] = a[(b * T + t) * H * d + h * d + c];
+  return out;
+}
+
+/// [B, H, T, d] -> [B, T, H, d]: the heads concatenated back before W_o.
+inline Vec unheads(const Vec& o, i64 B, i64 T, i64 H, i64 d) {
+  Vec out(o.size());
+  for (i64 b = 0; b < B; ++b)
+    for (i64 t = 0; t < T; ++t)
+      for (i64 h = 0; h < H; ++h)
+        for (i64 c = 0; c < d; ++c) out[(b * T + t) * H * d + h * d + c] = o[((b * H + h) * T + t) * d + c];
+  return out;
 }
 
 }  // namespace ember::test::ref

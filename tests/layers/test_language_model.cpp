@@ -32,17 +32,6 @@ nn::LanguageModelConfig small_config(const std::string& positions = "learned") {
 
 Tensor ids_of(const std::vector<std::int64_t>& v, const Shape& s) { return from_vector(v, s); }
 
-/// Logits of every position by stepping through ids [B, T] with the model's KV cache -> [B, T, V].
-Tensor step_all(const nn::LanguageModel& lm, const Tensor& ids) {
-  auto state = lm.init_state(ids.shape()[0]);
-  std::vector<Tensor> out;
-  for (std::int64_t t = 0; t < ids.shape()[1]; ++t) {
-    CHECK(state.position == t);
-    out.push_back(lm.step(select(ids, 1, t).contiguous(), state));
-  }
-  return stack(out, 1);
-}
-
 /// softmax(z / T) in double.
 Vec softmax_of(const Vec& z, double T) {
   double m = -INFINITY, s = 0;

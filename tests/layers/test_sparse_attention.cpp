@@ -20,6 +20,9 @@ using namespace ember;
 using namespace ember::test;
 using ref::Vec;
 using ref::vec;
+using ref::heads;
+using ref::lin;
+using ref::unheads;
 using i64 = std::int64_t;
 
 namespace {
@@ -149,29 +152,7 @@ nn::MixerConfig config(i64 d_model, i64 heads, double pattern, double stride, do
   return c;
 }
 
-/// [B, T, H, d] -> [B, H, T, d].
-Vec heads(const Vec& a, i64 B, i64 T, i64 H, i64 d) {
-  Vec out(a.size());
-  for (i64 b = 0; b < B; ++b)
-    for (i64 t = 0; t < T; ++t)
-      for (i64 h = 0; h < H; ++h)
-        for (i64 c = 0; c < d; ++c) out[((b * H + h) * T + t) * d + c] = a[(b * T + t) * H * d + h * d + c];
-  return out;
-}
 
-/// [B, H, T, d] -> [B, T, H, d].
-Vec unheads(const Vec& o, i64 B, i64 T, i64 H, i64 d) {
-  Vec out(o.size());
-  for (i64 b = 0; b < B; ++b)
-    for (i64 t = 0; t < T; ++t)
-      for (i64 h = 0; h < H; ++h)
-        for (i64 c = 0; c < d; ++c) out[(b * T + t) * H * d + h * d + c] = o[((b * H + h) * T + t) * d + c];
-  return out;
-}
-
-Vec lin(const std::shared_ptr<nn::Linear>& p, const Vec& in, i64 D) {
-  return ref::linear(in, vec(p->weight), p->bias.defined() ? vec(p->bias) : Vec{}, D, D);
-}
 
 /// The SparseAttention layer with loops: projections, masked softmax per head (reference_mask), W_o.
 Vec reference_layer(const nn::SparseAttention& m, const Vec& x, i64 B, i64 T) {

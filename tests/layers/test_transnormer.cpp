@@ -17,33 +17,14 @@ using namespace ember;
 using namespace ember::test;
 using ref::Vec;
 using ref::vec;
+using ref::heads;
+using ref::lin;
+using ref::unheads;
 using i64 = std::int64_t;
 
 namespace {
 
 double phi(double x) { return x > 0 ? x + 1.0 : std::exp(x); }
-
-Vec lin(const std::shared_ptr<nn::Linear>& p, const Vec& in, i64 D) {
-  return ref::linear(in, vec(p->weight), p->bias.defined() ? vec(p->bias) : Vec{}, D, D);
-}
-
-/// [B, T, H, d] <-> [B, H, T, d].
-Vec heads(const Vec& a, i64 B, i64 T, i64 H, i64 d) {
-  Vec out(a.size());
-  for (i64 b = 0; b < B; ++b)
-    for (i64 t = 0; t < T; ++t)
-      for (i64 h = 0; h < H; ++h)
-        for (i64 c = 0; c < d; ++c) out[((b * H + h) * T + t) * d + c] = a[(b * T + t) * H * d + h * d + c];
-  return out;
-}
-Vec unheads(const Vec& o, i64 B, i64 T, i64 H, i64 d) {
-  Vec out(o.size());
-  for (i64 b = 0; b < B; ++b)
-    for (i64 t = 0; t < T; ++t)
-      for (i64 h = 0; h < H; ++h)
-        for (i64 c = 0; c < d; ++c) out[(b * T + t) * H * d + h * d + c] = o[((b * H + h) * T + t) * d + c];
-  return out;
-}
 
 /// NormAttention with loops: o_t = Σ_{s≤t} (φ(q_t)·φ(k_s)) v_s per head, SRMSNorm over d, then W_o.
 Vec reference_norm(const nn::NormAttention& m, const Vec& x, i64 B, i64 T) {
@@ -104,38 +85,6 @@ nn::MixerConfig config(i64 d_model, i64 heads, const std::string& opt, double va
 }
 
 
-
-void check_gradcheck(nn::SequenceMixer& m, std::uint64_t seed) {
-  randomize(m, seed);
-  m.to(DType::Float64);
-  const Tensor x = leaf_of(normal({2, 7, 4}, seed + 1));
-  std::vector<Tensor> inputs = {x};
-  for (const auto& [name, p] : m.named_parameters()) inputs.push_back(p);
-  const GradcheckResult r = gradcheck([&](const auto& in) { return m(in[0]); }, inputs, 1e-6, 1e-7, 1e-5);
-  CHECK_MESSAGE(r.ok, r.message);
-}
-
-void check_causal(nn::SequenceMixer& m, std::uint64_t seed) {
-  randomize(m, seed);
-  m.to(DType::Float64);
-  const i64 T = 10;
-  const Tensor x = normal({2, T, 8}, 1);
-  const Vec y = vec(m(x));
-  for (i64 t : {0, 2, 3, 5, 9}) {
-    CAPTURE(t);
-    Vec xv = vec(x);
-    for (i64 b = 0; b < 2; ++b)
-      for (i64 c = 0; c < 8; ++c) xv[(b * T + t) * 8 + c] += 1.0;
-    const Vec y2 = vec(m(from_vector(xv, {2, T, 8}, DType::Float64)));
-    for (i64 b = 0; b < 2; ++b)
-      for (i64 s = 0; s < T; ++s) {
-        double diff = 0.0;
-        for (i64 c = 0; c < 8; ++c) diff = std::max(diff, std::abs(y[(b * T + s) * 8 + c] - y2[(b * T + s) * 8 + c]));
-        if (s < t) CHECK(diff == 0.0);
-        else if (s == t) CHECK(diff > 1e-6);
-      }
-  }
-}
 
 }  // namespace
 
@@ -207,16 +156,20 @@ TEST_CASE("DiagAttention: a block larger than T is plain MultiHeadAttention, def
 
 TEST_CASE("gradcheck: NormAttention and DiagAttention in Float64, T = 7") {
   nn::NormAttention n(config(4, 2, "chunk", 3));
-  check_gradcheck(n, 5);
+  prepare_f64(n, 5);
+  check_mixer_gradcheck(n, normal({2, 7, 4}, 6));
   nn::DiagAttention d(config(4, 2, "block", 3));
-  check_gradcheck(d, 8);
+  prepare_f64(d, 8);
+  check_mixer_gradcheck(d, normal({2, 7, 4}, 9));
 }
 
 TEST_CASE("NormAttention and DiagAttention: changing input t changes no earlier output") {
   nn::NormAttention n(config(8, 2, "chunk", 3));
-  check_causal(n, 9);
+  prepare_f64(n, 9);
+  CHECK(check_causal(n, normal({2, 10, 8}, 1)) == 10);
   nn::DiagAttention d(config(8, 2, "block", 4));
-  check_causal(d, 10);
+  prepare_f64(d, 10);
+  CHECK(check_causal(d, normal({2, 10, 8}, 1)) == 10);
 }
 
 TEST_CASE("make_mixer: norm_attention and diag_attention by name") {
