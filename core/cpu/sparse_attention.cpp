@@ -71,7 +71,7 @@ struct Geometry {
 template <class T>
 void forward_row(const Geometry& g, const T* q, const T* k, const T* v, T* out, T* lse, T scale, std::int64_t bh,
                  std::int64_t I, Mat<T>& S, cpu::OnlineSoftmax<T>& state) {
-  const auto [i0, i1] = g.rows(I);
+  const std::int64_t i0 = g.rows(I).first, i1 = g.rows(I).second;  // plain variables: clang 14 cannot capture a structured binding
   const std::int64_t d = g.d, nr = i1 - i0, row0 = bh * g.Tq + (i0 - g.p0());
   const ConstMapMat<T> Q(q + row0 * d, nr, d);
   state.reset(nr, d);
@@ -94,7 +94,7 @@ void backward_head(const Geometry& g, const T* q, const T* k, const T* v, const 
   cpu::begin_head_backward(out + qoff, dout + qoff, dq + qoff, dk + koff, dv + koff, g.Tq, g.Tk, d, D);
   const ConstMapMat<T> dO(dout + qoff, g.Tq, d);
   for (std::int64_t I = g.first_row(); I < g.layout.block_rows(); ++I) {
-    const auto [i0, i1] = g.rows(I);
+    const std::int64_t i0 = g.rows(I).first, i1 = g.rows(I).second;  // plain variables: clang 14 cannot capture a structured binding
     const std::int64_t nr = i1 - i0, r0 = i0 - g.p0();
     const ConstMapMat<T> Qi(q + qoff + r0 * d, nr, d), dOi(dout + qoff + r0 * d, nr, d);
     g.for_each_key_run(I, [&](std::int64_t j0, std::int64_t nc) {
