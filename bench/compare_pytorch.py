@@ -7,6 +7,12 @@
   compare_pytorch.py check BUILD_DIR                     identical weights and batch through both, via safetensors:
                                                          loss and every gradient must agree to 1e-4 relative
                                                          (exit 77 when torch is missing, so ctest skips)
+  compare_pytorch.py attention BUILD_DIR [--T 4096] [--threads 2] [--reps 5]
+                                                         causal attention forward + backward on q, k, v [1, 4, T, 32]:
+                                                         PyTorch's explicit q kT / sqrt(d) + mask + softmax + v (and
+                                                         F.scaled_dot_product_attention where this torch has it)
+                                                         beside ember's flash and naive kernels (bench_mixers point),
+                                                         each in a fresh process: median ms and peak RSS growth
 
 Run with Debian's python3-torch (/usr/bin/python3). Debian's torch links the reference BLAS unless the
 libblas.so.3 alternative points at OpenBLAS; `time` prints which BLAS the process loaded.
@@ -184,12 +190,110 @@ def timing(build, threads_list):
                   f"{'met' if r <= 1.0 else 'MISSED'} |")
 
 
+def status_mib(field):
+    """A field of /proc/self/status in MiB ("VmRSS": resident now, "VmHWM": the peak since the last reset)."""
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak_rss():
+    """Resets VmHWM to VmRSS (Linux >= 4.0); False where the kernel refuses it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def torch_attention_point(impl, T, threads, reps):
+    """One implementation of causal attention, forward + backward on q, k, v [1, 4, T, 32], in this (fresh) process:
+    prints {"ms": median of `reps` runs after a first one, "rss_growth_mib": peak RSS growth from before the inputs
+    were made to the end of the runs}, as bench_mixers point measures ember."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    H, d = 4, 32
+    rss_before, reset = status_mib("VmRSS"), reset_peak_rss()
+    q, k, v = (torch.randn(1, H, T, d, requires_grad=True) for _ in range(3))
+    g = torch.randn(1, H, T, d)
+    mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+
+    def attend():
+        if impl == "sdpa":
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        a = (q @ k.transpose(-1, -2)) / math.sqrt(d)
+        return a.masked_fill(mask, float("-inf")).softmax(-1) @ v
+
+    def run():
+        for t in (q, k, v):
+            t.grad = None
+        (attend() * g).sum().backward()
+
+    run()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t)
+    print(json.dumps({"ms": 1e3 * sorted(times)[len(times) // 2], "rss_growth_mib": status_mib("VmHWM") - rss_before,
+                      "rss_peak_reset": reset}))
+
+
+def fresh_process(args):
+    """The JSON line printed by a subprocess running `args`."""
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def attention(build, T, threads, reps):
+    print(f"torch {torch.__version__}; BLAS loaded: {blas_in_use()}; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
+    print(f"causal attention, forward + backward, q, k, v [1, 4, {T}, 32], {threads} threads; median of {reps} runs "
+          "after a first one; memory: peak RSS growth (VmHWM reset through /proc/self/clear_refs) from before the inputs "
+          "are made to the end of the runs, in a fresh process each")
+    rows = [("torch naive (q kT / sqrt(d), masked_fill, softmax, @ v)",
+             fresh_process([sys.executable, __file__, "_torch_point", "naive", str(T), str(threads), str(reps)]))]
+    if hasattr(F, "scaled_dot_product_attention"):
+        rows.append(("torch F.scaled_dot_product_attention(is_causal=True)",
+                     fresh_process([sys.executable, __file__, "_torch_point", "sdpa", str(T), str(threads), str(reps)])))
+    else:
+        print(f"F.scaled_dot_product_attention: not in torch {torch.__version__} (added in 2.0); skipped")
+    for kernel in ("flash", "naive"):
+        r = fresh_process([os.path.join(build, "bench", "bench_mixers"), "point", kernel, str(T), "--threads",
+                           str(threads), "--reps", str(reps)])
+        rows.append((f"ember nn::{kernel}_attention (tensor peak {r['tensor_peak_mib']:.1f} MiB)", r))
+    base = rows[0][1]
+    if not all(r["rss_peak_reset"] for _, r in rows):
+        print("note: /proc/self/clear_refs refused; RSS growth counts only what exceeds the process's earlier peak")
+    print("| implementation | ms | peak RSS growth MiB | time / torch naive | memory / torch naive |")
+    print("|---|---|---|---|---|")
+    for name, r in rows:
+        print(f"| {name} | {r['ms']:.1f} | {r['rss_growth_mib']:.1f} | {r['ms'] / base['ms']:.3f} | "
+              f"{r['rss_growth_mib'] / base['rss_growth_mib']:.4f} |")
+    flash = rows[-2][1]
+    ok = flash["ms"] < base["ms"] and flash["rss_growth_mib"] < 100
+    print(f"ember flash vs torch naive: {flash['ms'] / base['ms']:.3f}x the time, {flash['rss_growth_mib']:.1f} MiB "
+          f"against {base['rss_growth_mib']:.1f} MiB; target (faster, tens of MiB at most): {'met' if ok else 'MISSED'}")
+
+
+def flag(name, default):
+    """The integer after --name on the command line, or `default`."""
+    return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
+
+
 if __name__ == "__main__":
-    if len(sys.argv) < 3 or sys.argv[1] not in ("time", "check"):
+    if len(sys.argv) == 6 and sys.argv[1] == "_torch_point":  # attention's fresh process for one torch variant
+        torch_attention_point(sys.argv[2], *(int(a) for a in sys.argv[3:]))
+        sys.exit(0)
+    if len(sys.argv) < 3 or sys.argv[1] not in ("time", "check", "attention"):
         print(__doc__)
         sys.exit(2)
     build = sys.argv[2]
     if sys.argv[1] == "check":
         sys.exit(check(build))
+    if sys.argv[1] == "attention":
+        attention(build, flag("--T", 4096), flag("--threads", 2), flag("--reps", 5))
+        sys.exit(0)
     threads = [int(a) for a in sys.argv[sys.argv.index("--threads") + 1:]] if "--threads" in sys.argv else [1, 2]
     timing(build, threads)

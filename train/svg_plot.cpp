@@ -6,6 +6,7 @@
 #include <cmath>
 #include <iterator>
 #include <limits>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -186,6 +187,11 @@ LinePlot& LinePlot::log_y(bool on) {
   return *this;
 }
 
+LinePlot& LinePlot::log_x(bool on) {
+  log_x_ = on;
+  return *this;
+}
+
 LinePlot& LinePlot::add_panel(const std::string& y_label, bool log_y) {
   panels_.push_back({y_label, log_y, {}});
   return *this;
@@ -200,14 +206,14 @@ std::string LinePlot::svg(int width, int panel_height) const {
   open_svg(out, width, height, title_);
   auto o = std::back_inserter(out);
   // The x range is shared: every drawable point of every panel.
-  Axis x{0, 1, left, right, false};
+  Axis x{0, 1, left, right, log_x_};
   std::vector<double> xs;
   for (const Panel& p : panels_)
     for (const Series& s : p.series)
       for (std::size_t i = 0; i < s.x.size(); ++i)
         if (Axis{0, 1, 0, 1, p.log_y}.accepts(s.y[i])) xs.push_back(s.x[i]);
   fit_range(x, xs);
-  std::size_t colour = 0;
+  std::map<std::string, std::size_t> colour_of;  // a name keeps its colour in every panel
   for (std::size_t pi = 0; pi < panels_.size(); ++pi) {
     const Panel& p = panels_[pi];
     const double top = title_h + pi * panel_height + 10, bottom = top + panel_height - 40;
@@ -219,7 +225,7 @@ std::string LinePlot::svg(int width, int panel_height) const {
     fit_range(y, ys);
     draw_axes(out, x, y);
     draw_y_label(out, y, 18, p.y_label);
-    for (std::size_t si = 0; si < p.series.size(); ++si, ++colour) {
+    for (std::size_t si = 0; si < p.series.size(); ++si) {
       const Series& s = p.series[si];
       std::string points, last;
       std::size_t n = 0;
@@ -228,7 +234,7 @@ std::string LinePlot::svg(int width, int panel_height) const {
         last = fmt::format("cx=\"{}\" cy=\"{}\"", fmt_px(x.map(s.x[i])), fmt_px(y.map(s.y[i])));
         points += fmt::format("{}{},{}", n++ ? " " : "", fmt_px(x.map(s.x[i])), fmt_px(y.map(s.y[i])));
       }
-      const std::string c = series_colour(colour);
+      const std::string c = series_colour(colour_of.try_emplace(s.name, colour_of.size()).first->second);
       if (n > 0)
         fmt::format_to(o,
                        "<polyline class=\"series\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\" points=\"{}\"/>\n",

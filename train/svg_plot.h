@@ -1,6 +1,6 @@
 /// \file
 /// \brief Self-contained SVG charts for training runs: LinePlot (loss curves, one or more panels,
-/// optional log-scale y) and DecisionBoundaryPlot (the class of every point of a 2-D grid, with the data
+/// optional log-scale x and y) and DecisionBoundaryPlot (the class of every point of a 2-D grid, with the data
 /// drawn on top, as in the spirals tutorial).
 ///
 /// Axes map the data's [min, max] linearly onto the plot area, px = left + (x - min) / (max - min) * width
@@ -38,10 +38,13 @@ class LinePlot {
   /// A chart with a title, an x-axis label and the first panel's y-axis label.
   LinePlot(std::string title, std::string x_label, std::string y_label);
 
-  /// Adds a series (a polyline) to the current (last) panel; x and y must have the same length.
+  /// Adds a series (a polyline) to the current (last) panel; x and y must have the same length. Each new name
+  /// takes the next colour of series_colour(); a name already added (in any panel) keeps its colour.
   LinePlot& add(const std::string& name, const std::vector<double>& x, const std::vector<double>& y);
   /// Makes the current panel's y axis logarithmic (values <= 0 are then skipped).
   LinePlot& log_y(bool on = true);
+  /// Makes the shared x axis logarithmic (points with x <= 0 are then skipped), e.g. for scaling plots.
+  LinePlot& log_x(bool on = true);
   /// Starts a new panel below the others, with its own y-axis label; add() then adds to it.
   LinePlot& add_panel(const std::string& y_label, bool log_y = false);
 
@@ -61,6 +64,7 @@ class LinePlot {
     std::vector<Series> series;
   };
   std::string title_, x_label_;
+  bool log_x_ = false;
   std::vector<Panel> panels_;
 };
 

@@ -331,6 +331,37 @@ TEST_CASE("LinePlot: empty series, all-equal values and a log axis") {
   CHECK_THROWS_EMBER(log.add("bad", {1, 2}, {1}), "series \"bad\" has 2 x values but 1 y values");
 }
 
+TEST_CASE("LinePlot::log_x maps x by log10, skips x <= 0 and ticks decades") {
+  LinePlot plot("log-log", "T", "ms");
+  plot.log_x().log_y().add("t", {0, 1, 10, 1000}, {5, 1, 10, 1000});  // x = 0 cannot be drawn
+  const std::string svg = plot.svg(500, 300);
+  const auto frame = elements(svg, "rect")[1];
+  const double left = std::stod(frame.at("x")), right = left + std::stod(frame.at("width"));
+  const double top = std::stod(frame.at("y")), bottom = top + std::stod(frame.at("height"));
+  const auto p = points_of(elements(svg, "polyline")[0].at("points"));
+  REQUIRE(p.size() == 3);
+  // log10 x = 0, 1, 3 over [0, 3]: a third of the way for x = 10; y likewise. Pixels are written to 0.01.
+  CHECK(std::abs(p[0].first - left) <= 0.005);
+  CHECK(std::abs(p[1].first - (left + (right - left) / 3)) <= 0.005);
+  CHECK(std::abs(p[2].first - right) <= 0.005);
+  CHECK(std::abs(p[1].second - (bottom - (bottom - top) / 3)) <= 0.005);
+  const auto ticks = texts_with(svg, "class=\"tick\"");
+  CHECK(std::vector<std::string>(ticks.begin(), ticks.begin() + 4) ==
+        std::vector<std::string>{"1", "10", "100", "1000"});
+}
+
+TEST_CASE("LinePlot: a series name keeps its colour across panels, new names take the next colour") {
+  LinePlot plot("two panels", "T", "ms");
+  plot.add("a", {1, 2}, {1, 2}).add("b", {1, 2}, {2, 1});
+  plot.add_panel("MiB").add("b", {1, 2}, {3, 4}).add("c", {1, 2}, {4, 3}).add("a", {1, 2}, {5, 5});
+  const auto lines = elements(plot.svg(), "polyline");
+  REQUIRE(lines.size() == 5);
+  std::vector<std::string> strokes;
+  for (const auto& l : lines) strokes.push_back(l.at("stroke"));
+  CHECK(strokes == std::vector<std::string>{series_colour(0), series_colour(1), series_colour(1), series_colour(2),
+                                            series_colour(0)});
+}
+
 TEST_CASE("LinePlot::save writes the SVG") {
   TempDir dir("ember-metrics");
   LinePlot plot("t", "x", "y");
