@@ -10,6 +10,8 @@
 #include <cmath>
 #include <limits>
 
+#include <fmt/format.h>
+
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/backend.h"
@@ -198,6 +200,39 @@ Tensor attention_softmax(const Tensor& scores, double scale, bool causal) {
     backend_for(Ps.device()).attention_softmax_backward(Ps, G, scale, dS);
     return Grads{dS};
   });
+}
+
+Tensor split_chunks(const Tensor& x, std::int64_t C) {
+  raw::check_defined("split_chunks", x);
+  EMBER_CHECK(x.dim() >= 2 && C > 0, fmt::format("split_chunks: expected x [..., T, d] and C > 0, got x {} and C = {}",
+                                                 shape_str(x.shape()), C));
+  const std::int64_t n = x.dim(), T = x.shape()[n - 2], G = (T + C - 1) / C;
+  Shape chunked = x.shape();
+  chunked[n - 2] = G;
+  chunked.insert(chunked.end() - 1, C);
+  const Tensor padded = G * C == T ? x : pad(x, {0, 0, 0, G * C - T});
+  return reshape(padded, chunked);
+}
+
+Tensor merge_chunks(const Tensor& y, std::int64_t T) {
+  raw::check_defined("merge_chunks", y);
+  const std::int64_t n = y.dim();
+  EMBER_CHECK(n >= 3 && T >= 0 && T <= y.shape()[n - 3] * y.shape()[n - 2],
+              fmt::format("merge_chunks: expected y [..., G, C, d] holding T = {} rows, got {}", T, shape_str(y.shape())));
+  Shape merged(y.shape().begin(), y.shape().end() - 2);
+  merged[n - 3] = y.shape()[n - 3] * y.shape()[n - 2];
+  merged.push_back(y.shape()[n - 1]);
+  const Tensor flat = reshape(y, merged);
+  return merged[n - 3] == T ? flat : narrow(flat, n - 3, 0, T);
+}
+
+Tensor exclusive_cumsum(const Tensor& x, std::int64_t dim) {
+  raw::check_defined("exclusive_cumsum", x);
+  const std::int64_t n = x.dim(), d = dim < 0 ? dim + n : dim;
+  EMBER_CHECK(d >= 0 && d < n, fmt::format("exclusive_cumsum: dim {} out of range for {}", dim, shape_str(x.shape())));
+  std::vector<std::int64_t> pads(2 * (n - d), 0);
+  pads[pads.size() - 2] = 1;  // one zero before index 0 of dim d
+  return narrow(pad(cumsum(x, d), pads), d, 0, x.shape()[d]);
 }
 
 std::pair<Tensor, Tensor> rope_tables(std::int64_t max_len, std::int64_t head_dim, double base, DType dtype) {

@@ -41,6 +41,14 @@ Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v,
 /// scores: [..., Tq, Tk] -> softmax(scale · scores + M) along the last dim, M = −∞ above the bottom-right aligned
 /// diagonal when causal (key j hidden from query i when j > Tk − Tq + i). One fused kernel each way.
 Tensor attention_softmax(const Tensor& scores, double scale, bool causal);
+/// x: [..., T, d] -> [..., G, C, d] with G = ⌈T/C⌉ chunks of C rows, zero-padded after row T − 1: the view the
+/// chunkwise forms of linear attention and FLASH compute on, every chunk at once. Differentiable.
+Tensor split_chunks(const Tensor& x, std::int64_t C);
+/// y: [..., G, C, d] -> [..., T, d]: the chunks back in one sequence, without the padding (T ≤ G·C).
+Tensor merge_chunks(const Tensor& y, std::int64_t T);
+/// The exclusive prefix sum along dim: out_g = Σ_{h<g} x_h (zero at g = 0), e.g. the state carried into each
+/// chunk from the chunks before it. Differentiable.
+Tensor exclusive_cumsum(const Tensor& x, std::int64_t dim);
 /// The cos and sin tables of RoPE for positions 0..max_len−1: each [max_len, d/2] (d even).
 std::pair<Tensor, Tensor> rope_tables(std::int64_t max_len, std::int64_t head_dim, double base = 10000.0,
                                       DType dtype = DType::Float32);

@@ -22,12 +22,14 @@ constexpr std::int64_t kQ = 0, kK = 1;
 }  // namespace
 
 Tensor relu_squared_scores(const Tensor& q, const Tensor& k, double n) {
-  EMBER_CHECK(q.dim() == 3 && k.dim() == 3 && q.shape()[0] == k.shape()[0] && q.shape()[2] == k.shape()[2],
-              fmt::format("relu_squared_scores: expected q [B, Tq, s] and k [B, Tk, s], got q {}, k {}",
-                          shape_str(q.shape()), shape_str(k.shape())));
+  const std::int64_t r = q.dim();
+  bool ok = r >= 2 && k.dim() == r && q.shape()[r - 1] == k.shape()[r - 1];
+  for (std::int64_t i = 0; ok && i < r - 2; ++i) ok = q.shape()[i] == k.shape()[i];
+  EMBER_CHECK(ok, fmt::format("relu_squared_scores: expected q [..., Tq, s] and k [..., Tk, s], got q {}, k {}",
+                              shape_str(q.shape()), shape_str(k.shape())));
   EMBER_CHECK(n > 0, fmt::format("relu_squared_scores: n must be > 0, got {}", n));
-  const std::int64_t Tq = q.shape()[1], Tk = k.shape()[1];
-  return tril(square(relu(matmul(q, transpose(k, 1, 2)) / n)), Tk - Tq);
+  const std::int64_t Tq = q.shape()[r - 2], Tk = k.shape()[r - 2];
+  return tril(square(relu(matmul(q, transpose(k, r - 2, r - 1)) / n)), Tk - Tq);
 }
 
 GatedAttentionUnit::GatedAttentionUnit(const MixerConfig& c) : GatedAttentionUnit(c, "GatedAttentionUnit", kK + 1) {}

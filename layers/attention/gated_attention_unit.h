@@ -27,8 +27,9 @@
 
 namespace ember::nn {
 
-/// q: [B, Tq, s], k: [B, Tk, s] -> A: [B, Tq, Tk] = relu²(q kᵀ / n) on and below the bottom-right aligned
-/// diagonal (query i, at position Tk − Tq + i, sees keys j ≤ Tk − Tq + i), 0 above it. Differentiable.
+/// q: [..., Tq, s], k: [..., Tk, s] (the same leading dims) -> A: [..., Tq, Tk] = relu²(q kᵀ / n) on and below the
+/// bottom-right aligned diagonal (query i, at position Tk − Tq + i, sees keys j ≤ Tk − Tq + i), 0 above it.
+/// Differentiable.
 Tensor relu_squared_scores(const Tensor& q, const Tensor& k, double n);
 
 /// The KV cache of one GatedAttentionUnit.

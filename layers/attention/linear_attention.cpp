@@ -11,6 +11,7 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/ops.h"
+#include "layers/functional.h"
 
 namespace ember::nn {
 
@@ -46,33 +47,16 @@ Tensor causal_linear_attention(const Tensor& phi_q, const Tensor& phi_k, const T
                           "phi_q {}, phi_k {}, v {}",
                           shape_str(qs), shape_str(phi_k.shape()), shape_str(v.shape())));
   EMBER_CHECK(chunk > 0, fmt::format("causal_linear_attention: chunk must be > 0, got {}", chunk));
-  const std::int64_t T = qs[2];
-  std::vector<Tensor> outs;
-  Tensor S, z;  // carried state: S [B, H, d, M], z [B, H, d, 1]; undefined before the first chunk
-  for (std::int64_t c0 = 0; c0 < T; c0 += chunk) {
-    const std::int64_t len = std::min(chunk, T - c0);
-    const Tensor qc = narrow(phi_q, 2, c0, len), kc = narrow(phi_k, 2, c0, len), vc = narrow(v, 2, c0, len);
-    const Tensor A = tril(matmul(qc, transpose(kc, 2, 3)));  // [B, H, len, len], φ(q_i)·φ(k_j) for j ≤ i
-    Tensor num = matmul(A, vc);                              // [B, H, len, M]
-    if (S.defined()) num = num + matmul(qc, S);
-    if (normalize) {
-      Tensor den = sum(A, {3}, true);  // [B, H, len, 1]
-      if (z.defined()) den = den + matmul(qc, z);
-      outs.push_back(num / (den + kLinearAttentionEps));
-    } else {
-      outs.push_back(num);
-    }
-    if (c0 + len < T) {  // the state after this chunk, for the next ones
-      const Tensor dS = matmul(transpose(kc, 2, 3), vc);
-      S = S.defined() ? S + dS : dS;
-      if (normalize) {
-        const Tensor dz = transpose(sum(kc, {2}, true), 2, 3);
-        z = z.defined() ? z + dz : dz;
-      }
-    }
-  }
-  if (outs.empty()) return narrow(v, 2, 0, 0);  // T = 0
-  return outs.size() == 1 ? outs[0] : cat(outs, 2);
+  // Every chunk at once: [B, H, G, C, ·], zero-padded past T (a padded key has φ = 0 and adds nothing; padded
+  // query rows are dropped at the end).
+  const Tensor Q = split_chunks(phi_q, chunk), K = split_chunks(phi_k, chunk), V = split_chunks(v, chunk);
+  const Tensor A = tril(matmul(Q, transpose(K, 3, 4)));  // [B, H, G, C, C], φ(q_i)·φ(k_j) for j ≤ i in a chunk
+  const Tensor S = exclusive_cumsum(matmul(transpose(K, 3, 4), V), 2);  // [B, H, G, d, M]: earlier chunks' Σ φ(k) vᵀ
+  const Tensor num = matmul(A, V) + matmul(Q, S);
+  if (!normalize) return merge_chunks(num, qs[2]);
+  const Tensor z = exclusive_cumsum(transpose(sum(K, {3}, true), 3, 4), 2);  // [B, H, G, d, 1]: Σ φ(k)
+  const Tensor den = sum(A, {4}, true) + matmul(Q, z);                       // [B, H, G, C, 1]
+  return merge_chunks(num / (den + kLinearAttentionEps), qs[2]);
 }
 
 LinearAttention::LinearAttention(const MixerConfig& c) : LinearAttention(c, "LinearAttention") {}

@@ -10,7 +10,10 @@
 /// and O = concat_h Y_h W_o. `forward` computes the causal form in chunks of C tokens (MixerConfig option "chunk",
 /// default 64): inside a chunk the quadratic masked form (φ(Q_c) φ(K_c)ᵀ ⊙ M) V_c with M lower triangular, plus
 /// the state (S, z) carried from earlier chunks, φ(Q_c) S and φ(Q_c) z; then S += φ(K_c)ᵀ V_c, z += φ(K_c)ᵀ 1.
-/// Time O(T·C·d + T·d²), all with differentiable ops (autograd keeps every chunk's S: O(T/C·d²) memory).
+/// All G = ⌈T/C⌉ chunks are computed at once as batched products on a [B, H, G, C, d] view, the states entering
+/// each chunk by an exclusive prefix sum over the chunks' φ(K_c)ᵀ V_c: time O(T·C·d + T·d²), a fixed number of
+/// differentiable ops whatever T (a loop over chunks would make autograd's slice gradients cost O(T) per chunk),
+/// and O(T/C·d²) memory for the states.
 /// Decoding is the recurrence S ← S + φ(k_t) v_tᵀ, z ← z + φ(k_t), y_t = φ(q_t)ᵀ S / (φ(q_t)ᵀ z + ε): a fixed
 /// state of H·(d² + d) numbers per sequence, whatever the length. No RoPE (config.rope is ignored).
 #pragma once

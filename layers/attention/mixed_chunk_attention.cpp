@@ -3,14 +3,13 @@
 /// the fixed-size decoding step.
 #include "layers/attention/mixed_chunk_attention.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
 
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/creation.h"
 #include "core/ops.h"
+#include "layers/functional.h"
 
 namespace ember::nn {
 
@@ -32,23 +31,14 @@ Tensor MixedChunkAttention::forward(const Tensor& x) {
   const auto [U, V, Z] = project(x);
   const Tensor q_quad = view_of(Z, kQuadQ, 0), k_quad = view_of(Z, kQuadK, 0);
   const Tensor q_lin = view_of(Z, kLinQ, 0), k_lin = view_of(Z, kLinK, 0);
-  const std::int64_t T = x.shape()[1];
+  // Every chunk at once on [B, G, C, ·] views, zero-padded past T (padded keys and values add nothing to the
+  // rows before them; padded query rows are dropped).
+  const Tensor Qq = split_chunks(q_quad, chunk), Kq = split_chunks(k_quad, chunk);
+  const Tensor Ql = split_chunks(q_lin, chunk), Kl = split_chunks(k_lin, chunk), Vc = split_chunks(V, chunk);
   const auto C = static_cast<double>(chunk);
-  std::vector<Tensor> V_hat;
-  Tensor S;  // Σ_{h<g} K^lin_hᵀ V_h [B, s, e]; undefined before the second chunk
-  for (std::int64_t g0 = 0; g0 < T; g0 += chunk) {
-    const std::int64_t len = std::min(chunk, T - g0);
-    const Tensor V_g = narrow(V, 1, g0, len);
-    Tensor out = matmul(relu_squared_scores(narrow(q_quad, 1, g0, len), narrow(k_quad, 1, g0, len), C), V_g);
-    if (S.defined()) out = out + matmul(narrow(q_lin, 1, g0, len), S) / C;
-    V_hat.push_back(out);
-    if (g0 + len < T) {  // fold this chunk in for the later ones
-      const Tensor dS = matmul(transpose(narrow(k_lin, 1, g0, len), 1, 2), V_g);
-      S = S.defined() ? S + dS : dS;
-    }
-  }
-  if (V_hat.empty()) return gate(U, V);  // T = 0
-  return gate(U, V_hat.size() == 1 ? V_hat[0] : cat(V_hat, 1));
+  const Tensor S = exclusive_cumsum(matmul(transpose(Kl, 2, 3), Vc), 1);  // [B, G, s, e]: Σ_{h<g} K^lin_hᵀ V_h
+  const Tensor V_hat = matmul(relu_squared_scores(Qq, Kq, C), Vc) + matmul(Ql, S) / C;
+  return gate(U, merge_chunks(V_hat, x.shape()[1]));
 }
 
 std::unique_ptr<MixerState> MixedChunkAttention::init_state(std::int64_t batch, std::int64_t max_len) const {

@@ -3,15 +3,16 @@
 /// Hua et al. 2022, §3.2; technique notes §3), a GatedAttentionUnit whose quadratic attention is cut into chunks.
 ///
 /// U, V, Z = the GAU projection; four scale/offset views of Z: Q^quad, K^quad, Q^lin, K^lin (rows 0..3 of γ, β).
-/// The sequence is split into chunks g of C tokens (MixerConfig option "chunk", default 256; the last chunk may be
-/// shorter, which is the same as padding T up to a multiple of C and dropping the padded outputs):
+/// The sequence is split into chunks g of C tokens (MixerConfig option "chunk", default 256; T is zero-padded up to
+/// a multiple of C and the padded outputs dropped), all computed at once on a [B, G, C, ·] view:
 ///
 ///   local:   V̂^quad_g = [relu²(Q^quad_g K^quad_gᵀ / C) ⊙ M] V_g        (M lower triangular within the chunk)
 ///   global:  V̂^lin_g  = Q^lin_g (Σ_{h<g} K^lin_hᵀ V_h) / C              (exclusive prefix over earlier chunks)
 ///   O_g = [U_g ⊙ (V̂^quad_g + V̂^lin_g)] W_o
 ///
 /// The prefix is exclusive: the current chunk is the quadratic part's, and including it would leak future tokens.
-/// The 1/C of the global part is the lucidrains reference's constant (learnable away). Cost O(T·C·s + T·s·e).
+/// The 1/C of the global part is the lucidrains reference's constant (learnable away). Cost O(T·C·s + T·s·e); the
+/// prefix over chunks is one exclusive cumulative sum, so the number of autograd ops does not grow with T.
 /// RoPE, when MixerConfig::rope is set, rotates all four views (as the lucidrains reference does). Decoding keeps a
 /// fixed-size state: the current chunk's K^quad and V rows (≤ C), the sum over completed chunks Σ_{h<g} K^lin_hᵀ V_h
 /// [s, e], and the current chunk's running K^linᵀ V, folded into the sum when the chunk completes.

@@ -305,6 +305,6 @@ TEST_CASE("GatedAttentionUnit and MixedChunkAttention: bad options, shapes and s
   auto fixed = flash.init_state(1, 2);  // a fixed-size state: max_len does not bound FLASH's decoding
   for (int t = 0; t < 6; ++t) CHECK(flash.step(zeros({1, 8}), *fixed).shape() == Shape{1, 8});
   CHECK_THROWS_EMBER(nn::relu_squared_scores(zeros({2, 3, 4}), zeros({2, 3, 5}), 1.0),
-                     "relu_squared_scores: expected q [B, Tq, s] and k [B, Tk, s], got q [2, 3, 4], k [2, 3, 5]");
+                     "relu_squared_scores: expected q [..., Tq, s] and k [..., Tk, s], got q [2, 3, 4], k [2, 3, 5]");
   CHECK_THROWS_EMBER(nn::relu_squared_scores(zeros({1, 3, 4}), zeros({1, 3, 4}), 0.0), "n must be > 0");
 }

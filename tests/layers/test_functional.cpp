@@ -477,3 +477,39 @@ TEST_CASE("RoPE oracles: norm preserved, position 0 identity, relative positions
     }
   }
 }
+
+TEST_CASE("split_chunks and merge_chunks: chunk g row r is row g·C + r, zero past T, and back") {
+  const Tensor x = normal({2, 7, 3}, 1);  // T = 7, C = 3: G = 3, two padded rows
+  const Tensor c = nn::split_chunks(x, 3);
+  REQUIRE(c.shape() == Shape{2, 3, 3, 3});
+  const Vec xv = vec(x), cv = vec(c);
+  for (std::int64_t b = 0; b < 2; ++b)
+    for (std::int64_t t = 0; t < 9; ++t)
+      for (std::int64_t j = 0; j < 3; ++j) {
+        const double want = t < 7 ? xv[(b * 7 + t) * 3 + j] : 0.0;
+        CHECK(cv[((b * 3 + t / 3) * 3 + t % 3) * 3 + j] == want);
+      }
+  CHECK(max_abs_diff(nn::merge_chunks(c, 7), x) == 0.0);
+  CHECK(nn::split_chunks(x, 7).shape() == Shape{2, 1, 7, 3});  // no padding when C divides T
+  CHECK_THROWS_EMBER(nn::split_chunks(x, 0), "split_chunks: expected x [..., T, d] and C > 0");
+  CHECK_THROWS_EMBER(nn::merge_chunks(c, 10), "merge_chunks: expected y [..., G, C, d] holding T = 10 rows");
+}
+
+TEST_CASE("exclusive_cumsum: out_g = sum of x_h for h < g along any dim, with its gradient") {
+  const Tensor x = normal({3, 4, 2}, 2);
+  const Vec xv = vec(x);
+  const Vec out = vec(nn::exclusive_cumsum(x, 1));
+  for (std::int64_t a = 0; a < 3; ++a)
+    for (std::int64_t g = 0; g < 4; ++g)
+      for (std::int64_t j = 0; j < 2; ++j) {
+        double want = 0.0;
+        for (std::int64_t h = 0; h < g; ++h) want += xv[(a * 4 + h) * 2 + j];
+        CHECK(out[(a * 4 + g) * 2 + j] == doctest::Approx(want).epsilon(1e-14));
+      }
+  for (std::int64_t dim : {0, 2, -1}) {
+    CAPTURE(dim);
+    const GradcheckResult r = gradcheck([&](const auto& in) { return nn::exclusive_cumsum(in[0], dim); }, {leaf_of(x)});
+    CHECK_MESSAGE(r.ok, r.message);
+  }
+  CHECK_THROWS_EMBER(nn::exclusive_cumsum(x, 3), "exclusive_cumsum: dim 3 out of range");
+}
