@@ -22,10 +22,21 @@ DiagAttention::DiagAttention(const MixerConfig& c, std::string type_name)
   EMBER_CHECK(block > 0, fmt::format("{}: option block must be > 0, got {}", this->type_name(), c.option("block", 64)));
 }
 
+Tensor DiagAttention::attend_blocks(const Tensor& q, const Tensor& k, const Tensor& v) const {
+  const Shape& s = q.shape();  // [B, H, T, d]
+  const std::int64_t G = (s[2] + block - 1) / block;
+  // [B, H, T, d] -> [B, H·G, w, d]: each block a separate "head" of causal attention (padding after T is hidden
+  // from every real query by the causal mask).
+  const auto blocks = [&](const Tensor& x) { return reshape(split_chunks(x, block), {s[0], s[1] * G, block, s[3]}); };
+  const Tensor o = naive_attention(blocks(q), blocks(k), blocks(v), true);
+  return merge_chunks(reshape(o, {s[0], s[1], G, block, s[3]}), s[2]);
+}
+
 Tensor DiagAttention::attend(const Tensor& q, const Tensor& k, const Tensor& v) const {
   const std::int64_t Tq = q.shape()[2], Tk = k.shape()[2];
   EMBER_CHECK(Tq <= Tk, fmt::format("{}: attend needs Tq <= Tk, got {} and {}", type_name(), Tq, Tk));
-  const std::int64_t p0 = Tk - Tq;  // absolute position of the first query
+  if (Tq == Tk) return attend_blocks(q, k, v);
+  const std::int64_t p0 = Tk - Tq;  // absolute position of the first query (decoding: the KV cache before it)
   std::vector<Tensor> outs;
   for (std::int64_t b0 = (p0 / block) * block; b0 < Tk; b0 += block) {
     const std::int64_t end = std::min(b0 + block, Tk);  // keys and queries of this block end here

@@ -27,6 +27,10 @@ class DiagAttention : public MultiHeadAttention {
   /// each query attending causally within its own block.
   Tensor attend(const Tensor& q, const Tensor& k, const Tensor& v) const override;
   std::string extra_repr() const override;
+
+ private:
+  /// attend for Tq = Tk (training): all blocks at once, as G = ⌈T/w⌉ extra heads of causal attention.
+  Tensor attend_blocks(const Tensor& q, const Tensor& k, const Tensor& v) const;
 };
 
 }  // namespace ember::nn
