@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "ember.h"
+#include "tutorials/training.h"
 #include "tutorials/tutorial.h"
 
 using namespace ember;
@@ -305,38 +306,6 @@ void cost_per_token(tutorial::Claims& claims, bool quick) {
   claims.check(gau_growth > 0.5 * length_growth, "the GAU's grows with T: it holds the T × T score matrix A");
 }
 
-// What a brief training run ends with.
-struct TrainRun {
-  double first = 0;  // mean loss of the first 10 steps
-  double last = 0;   // mean loss of the last 10 steps
-  double match = 0;  // held-out exact match, teacher forced
-};
-
-// Trains `model` with AdamW (lr 3e-3) on batches of 64 problems taken in order, printing the loss now and then.
-TrainRun train_briefly(const char* label, nn::LanguageModel& model, const data::TaskSplit& split, std::int64_t steps) {
-  std::printf("%s:\n", label);
-  const data::TaskData& task = split.train;
-  const std::int64_t batch = 64, V = task.vocab_size();
-  optim::AdamW opt(optim::decay_groups(model.named_parameters(), 3e-3, 0.1), 0.9, 0.95);
-  std::vector<double> losses;
-  for (std::int64_t step = 0; step < steps; ++step) {
-    const std::int64_t start = (step * batch) % (task.size() - batch);
-    const Tensor ids = narrow(task.inputs, 0, start, batch), target = narrow(task.targets, 0, start, batch);
-    const Tensor loss =
-        cross_entropy(reshape(model.forward(ids), {batch * task.seq_len, V}), reshape(target, {batch * task.seq_len}));
-    opt.zero_grad();
-    loss.backward();
-    opt.step();
-    losses.push_back(loss.item());
-    if (step % (steps / 5) == 0 || step == steps - 1)
-      std::printf("  step %4lld  loss %.4f\n", static_cast<long long>(step + 1), losses.back());
-  }
-  TrainRun run;
-  for (std::int64_t i = 0; i < 10; ++i) run.first += losses[i] / 10, run.last += losses[steps - 1 - i] / 10;
-  run.match = data::exact_match(argmax(model.forward(split.held_out.inputs), -1), split.held_out.targets);
-  return run;
-}
-
 // ‖∂L/∂γ_r‖ for each view r of the first layer's mixer, on the model's first training batch, at its initial weights.
 std::vector<double> first_gamma_grads(nn::LanguageModel& model, const data::TaskData& task) {
   const std::int64_t batch = 64, V = task.vocab_size();
@@ -397,15 +366,15 @@ void training(tutorial::Claims& claims, bool quick) {
   const std::int64_t steps = quick ? 300 : 1500;
   std::printf("training on 2-digit addition (%lld tokens a problem), %lld steps of 64 problems, AdamW lr 3e-3:\n",
               static_cast<long long>(cfg.max_len), static_cast<long long>(steps));
-  const TrainRun flash = train_briefly("mixed chunk attention x4 (C = 4)", model, split, steps);
-  const TrainRun gau = train_briefly("GAU x4 (FLASH-Quad)", gau_model, split, steps);
+  const tutorial::TrainRun flash = tutorial::train_briefly("mixed chunk attention x4 (C = 4)", model, split, steps);
+  const tutorial::TrainRun gau = tutorial::train_briefly("GAU x4 (FLASH-Quad)", gau_model, split, steps);
   nn::LanguageModelConfig softmax_cfg = cfg;
   softmax_cfg.mixers = {"softmax"};
   softmax_cfg.mixer_options.clear();
   nn::LanguageModel softmax_model(softmax_cfg);
-  const TrainRun softmax_run = train_briefly("softmax attention x4", softmax_model, split, steps);
+  const tutorial::TrainRun softmax_run = tutorial::train_briefly("softmax attention x4", softmax_model, split, steps);
   std::printf("%-34s %8s %14s %14s %12s\n", "model", "params", "first 10 loss", "last 10 loss", "exact match");
-  const auto row = [](const char* name, const nn::LanguageModel& m, const TrainRun& r) {
+  const auto row = [](const char* name, const nn::LanguageModel& m, const tutorial::TrainRun& r) {
     std::printf("%-34s %8lld %14.3f %14.3f %12.3f\n", name, static_cast<long long>(m.num_parameters()), r.first, r.last,
                 r.match);
   };

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ember.h"
+#include "tutorials/training.h"
 #include "tutorials/tutorial.h"
 
 using namespace ember;
@@ -75,38 +76,6 @@ Tensor last_row(const Tensor& P) { return select(select(select(P, 0, 0), 0, 0), 
 Tensor heads(const Tensor& x, std::int64_t H) {
   const std::int64_t B = x.shape()[0], T = x.shape()[1], D = x.shape()[2];
   return transpose(reshape(x, {B, T, H, D / H}), 1, 2);
-}
-
-// What a brief training run ends with.
-struct TrainRun {
-  double first = 0;  // mean loss of the first 10 steps
-  double last = 0;   // mean loss of the last 10 steps
-  double match = 0;  // held-out exact match, teacher forced
-};
-
-// Trains `model` with AdamW (lr 3e-3) on batches of 64 problems taken in order, printing the loss now and then.
-TrainRun train_briefly(const char* label, nn::LanguageModel& model, const data::TaskSplit& split, std::int64_t steps) {
-  std::printf("%s:\n", label);
-  const data::TaskData& task = split.train;
-  const std::int64_t batch = 64, V = task.vocab_size();
-  optim::AdamW opt(optim::decay_groups(model.named_parameters(), 3e-3, 0.1), 0.9, 0.95);
-  std::vector<double> losses;
-  for (std::int64_t step = 0; step < steps; ++step) {
-    const std::int64_t start = (step * batch) % (task.size() - batch);
-    const Tensor ids = narrow(task.inputs, 0, start, batch), target = narrow(task.targets, 0, start, batch);
-    const Tensor loss =
-        cross_entropy(reshape(model.forward(ids), {batch * task.seq_len, V}), reshape(target, {batch * task.seq_len}));
-    opt.zero_grad();
-    loss.backward();
-    opt.step();
-    losses.push_back(loss.item());
-    if (step % (steps / 5) == 0 || step == steps - 1)
-      std::printf("  step %4lld  loss %.4f\n", static_cast<long long>(step + 1), losses.back());
-  }
-  TrainRun run;
-  for (std::int64_t i = 0; i < 10; ++i) run.first += losses[i] / 10, run.last += losses[steps - 1 - i] / 10;
-  run.match = data::exact_match(argmax(model.forward(split.held_out.inputs), -1), split.held_out.targets);
-  return run;
 }
 
 // Section 1: gradient norms of the denominator form, its core, NormAttention and softmax as the scores shrink.
@@ -289,11 +258,12 @@ void transnormer_layout(tutorial::Claims& claims, bool quick) {
   const std::int64_t steps = quick ? 300 : 1500;
   std::printf("training on 2-digit addition, %lld steps of 64 problems, AdamW lr 3e-3:\n",
               static_cast<long long>(steps));
-  const TrainRun transnormer = train_briefly("DiagAttention x2 + NormAttention x2", model, split, steps);
+  const tutorial::TrainRun transnormer =
+      tutorial::train_briefly("DiagAttention x2 + NormAttention x2", model, split, steps);
   nn::LanguageModelConfig softmax_cfg = cfg;
   softmax_cfg.mixers = {"softmax"};
   nn::LanguageModel softmax_model(softmax_cfg);
-  const TrainRun softmax_run = train_briefly("softmax attention x4", softmax_model, split, steps);
+  const tutorial::TrainRun softmax_run = tutorial::train_briefly("softmax attention x4", softmax_model, split, steps);
   std::printf("%-34s %14s %14s %12s\n", "model", "first 10 loss", "last 10 loss", "exact match");
   std::printf("%-34s %14.3f %14.3f %12.3f\n", "2 DiagAttention + 2 NormAttention", transnormer.first, transnormer.last,
               transnormer.match);
