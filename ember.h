@@ -34,6 +34,7 @@
 #include "layers/module.h"
 #include "layers/norm.h"
 #include "layers/rope.h"
+#include "layers/ssm/hippo.h"
 #include "train/checkpoint.h"
 #include "train/data/dataset.h"
 #include "train/data/loader.h"
