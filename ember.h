@@ -3,6 +3,8 @@
 /// training (losses, optimizers, data, the Trainer, checkpoints) and safetensors files.
 #pragma once
 
+#include "autograd/complex.h"
+#include "autograd/fft.h"
 #include "autograd/gradcheck.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"

@@ -56,6 +56,8 @@ void Backend::gather(const Tensor&, int, const Tensor&, const Tensor&) { missing
 void Backend::scatter_add(const Tensor&, int, const Tensor&, const Tensor&) { missing("scatter_add"); }
 void Backend::triangle(const Tensor&, std::int64_t, bool, const Tensor&) { missing("triangle"); }
 void Backend::random(RandomKind, const Tensor&, RandomArgs) { missing("random"); }
+void Backend::rfft(const Tensor&, std::int64_t, const Tensor&, const Tensor&) { missing("rfft"); }
+void Backend::irfft(const Tensor&, const Tensor&, std::int64_t, const Tensor&) { missing("irfft"); }
 void Backend::attention_softmax(const Tensor&, double, bool, const Tensor&) { missing("attention_softmax"); }
 void Backend::attention_softmax_backward(const Tensor&, const Tensor&, double, const Tensor&) {
   missing("attention_softmax_backward");

@@ -135,6 +135,14 @@ class Backend {
   /// Backward of norm_forward given g = dL/dy: gx [N, D], gw and gb [D] (undefined ones are skipped).
   virtual void norm_backward(bool rms, const Tensor& g, const Tensor& x, const Tensor& w, const Tensor& mean,
                              const Tensor& rstd, const Tensor& gx, const Tensor& gw, const Tensor& gb);
+  /// Real FFT along the last dim (numpy.fft.rfft, unnormalised): for contiguous x [..., L] and every row,
+  /// X_k = Σ_{t<n} x_t e^{−2πikt/n} for k = 0..n/2 with x zero-padded (or cut) to n samples; writes
+  /// re = Re X and im = Im X, contiguous [..., n/2 + 1].
+  virtual void rfft(const Tensor& x, std::int64_t n, const Tensor& re, const Tensor& im);
+  /// Inverse real FFT along the last dim (numpy.fft.irfft): for contiguous re, im [..., n/2 + 1], out [..., n]
+  /// (contiguous) = (1/n) Σ_{k<n} X_k e^{2πikt/n}, with X_{n−k} = conj X_k filling the upper half. The imaginary
+  /// parts of X_0 and (n even) X_{n/2} are ignored.
+  virtual void irfft(const Tensor& re, const Tensor& im, std::int64_t n, const Tensor& out);
   /// Fills out (contiguous) with Philox random numbers. Elements 2k and 2k+1 come from block
   /// offset + k (words 0-1 and 2-3; a Box-Muller pair for Normal), so they depend only on (seed, offset, i).
   virtual void random(RandomKind kind, const Tensor& out, RandomArgs args);

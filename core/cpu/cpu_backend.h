@@ -30,6 +30,8 @@ class CpuBackend final : public Backend {
   void scatter_add(const Tensor& out, int dim, const Tensor& index, const Tensor& src) override;
   void triangle(const Tensor& x, std::int64_t k, bool upper, const Tensor& out) override;
   void random(RandomKind kind, const Tensor& out, RandomArgs args) override;
+  void rfft(const Tensor& x, std::int64_t n, const Tensor& re, const Tensor& im) override;
+  void irfft(const Tensor& re, const Tensor& im, std::int64_t n, const Tensor& out) override;
   void attention_softmax(const Tensor& x, double scale, bool causal, const Tensor& out) override;
   void attention_softmax_backward(const Tensor& y, const Tensor& g, double scale, const Tensor& out) override;
   void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal,
