@@ -37,6 +37,7 @@
 #include "layers/norm.h"
 #include "layers/rope.h"
 #include "layers/ssm/hippo.h"
+#include "layers/ssm/s4d.h"
 #include "train/checkpoint.h"
 #include "train/data/dataset.h"
 #include "train/data/loader.h"

@@ -11,6 +11,7 @@
 #include "layers/attention/norm_attention.h"
 #include "layers/attention/performer_attention.h"
 #include "layers/attention/sparse_attention.h"
+#include "layers/ssm/s4d.h"
 
 namespace ember::nn {
 
@@ -31,6 +32,7 @@ const std::map<std::string, MixerFactory>& registry() {
       {"mixed_chunk", make<MixedChunkAttention>},
       {"norm_attention", make<NormAttention>},
       {"performer", make<PerformerAttention>},
+      {"s4d", make<S4D>},
       {"softmax", make<MultiHeadAttention>},
       {"sparse", make<SparseAttention>},
   };
