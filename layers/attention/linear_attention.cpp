@@ -49,7 +49,8 @@ Tensor causal_linear_attention(const Tensor& phi_q, const Tensor& phi_k, const T
   EMBER_CHECK(chunk > 0, fmt::format("causal_linear_attention: chunk must be > 0, got {}", chunk));
   // Every chunk at once: [B, H, G, C, ·], zero-padded past T (a padded key has φ = 0 and adds nothing; padded
   // query rows are dropped at the end).
-  const Tensor Q = split_chunks(phi_q, chunk), K = split_chunks(phi_k, chunk), V = split_chunks(v, chunk);
+  const std::int64_t C = std::max<std::int64_t>(1, std::min(chunk, qs[2]));  // T < chunk: one chunk of T, no padding
+  const Tensor Q = split_chunks(phi_q, C), K = split_chunks(phi_k, C), V = split_chunks(v, C);
   const Tensor A = tril(matmul(Q, transpose(K, 3, 4)));  // [B, H, G, C, C], φ(q_i)·φ(k_j) for j ≤ i in a chunk
   const Tensor S = exclusive_cumsum(matmul(transpose(K, 3, 4), V), 2);  // [B, H, G, d, M]: earlier chunks' Σ φ(k) vᵀ
   const Tensor num = matmul(A, V) + matmul(Q, S);

@@ -3,6 +3,8 @@
 /// the fixed-size decoding step.
 #include "layers/attention/mixed_chunk_attention.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "autograd/node.h"
@@ -33,8 +35,10 @@ Tensor MixedChunkAttention::forward(const Tensor& x) {
   const Tensor q_lin = view_of(Z, kLinQ, 0), k_lin = view_of(Z, kLinK, 0);
   // Every chunk at once on [B, G, C, ·] views, zero-padded past T (padded keys and values add nothing to the
   // rows before them; padded query rows are dropped).
-  const Tensor Qq = split_chunks(q_quad, chunk), Kq = split_chunks(k_quad, chunk);
-  const Tensor Ql = split_chunks(q_lin, chunk), Kl = split_chunks(k_lin, chunk), Vc = split_chunks(V, chunk);
+  // (T < C: one chunk of T rows; the scale stays 1/C.)
+  const std::int64_t rows = std::max<std::int64_t>(1, std::min(chunk, x.shape()[1]));
+  const Tensor Qq = split_chunks(q_quad, rows), Kq = split_chunks(k_quad, rows);
+  const Tensor Ql = split_chunks(q_lin, rows), Kl = split_chunks(k_lin, rows), Vc = split_chunks(V, rows);
   const auto C = static_cast<double>(chunk);
   const Tensor S = exclusive_cumsum(matmul(transpose(Kl, 2, 3), Vc), 1);  // [B, G, s, e]: Σ_{h<g} K^lin_hᵀ V_h
   const Tensor V_hat = matmul(relu_squared_scores(Qq, Kq, C), Vc) + matmul(Ql, S) / C;
