@@ -1,8 +1,10 @@
 /// \file
-/// \brief A brief training run shared by the tutorials that compare mixers on a small task (10 and 11): AdamW on
-/// batches taken in order, the loss printed now and then, and the held-out exact match at the end.
+/// \brief What the tutorials that compare mixers on a small task (10 and 11) share: a brief training run (AdamW on
+/// batches taken in order, the loss printed now and then, the held-out exact match at the end) and the gap between
+/// decoding token by token and the forward pass.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <vector>
@@ -43,6 +45,18 @@ inline TrainRun train_briefly(const char* label, ember::nn::LanguageModel& model
   for (std::int64_t i = 0; i < 10; ++i) run.first += losses[i] / 10, run.last += losses[steps - 1 - i] / 10;
   run.match = data::exact_match(argmax(model.forward(split.held_out.inputs), -1), split.held_out.targets);
   return run;
+}
+
+/// The largest |logit| difference between decoding ids [B, T] token by token with model.step and one forward
+/// pass over the whole batch: how far the decoding state is from the training form.
+inline double step_forward_gap(ember::nn::LanguageModel& model, const ember::Tensor& ids) {
+  using namespace ember;
+  const Tensor logits = model.forward(ids);
+  nn::LanguageModelState state = model.init_state(ids.shape()[0]);
+  double gap = 0;
+  for (std::int64_t t = 0; t < ids.shape()[1]; ++t)
+    gap = std::max(gap, max(abs(model.step(select(ids, 1, t), state) - select(logits, 1, t))).item());
+  return gap;
 }
 
 }  // namespace tutorial

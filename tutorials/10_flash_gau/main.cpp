@@ -341,11 +341,7 @@ void training(tutorial::Claims& claims, bool quick) {
   std::printf("%s", model.str().c_str());
 
   const Tensor ids = narrow(split.train.inputs, 0, 0, 2);
-  const Tensor logits = model.forward(ids);
-  nn::LanguageModelState state = model.init_state(2);
-  double step_diff = 0;
-  for (std::int64_t t = 0; t < cfg.max_len; ++t)
-    step_diff = std::max(step_diff, max(abs(model.step(select(ids, 1, t), state) - select(logits, 1, t))).item());
+  const double step_diff = tutorial::step_forward_gap(model, ids);
   std::printf("max |step − forward| over the logits of 2 sequences: %.1e\n", step_diff);
   claims.check(step_diff < 1e-4, "decoding with the fixed-size state gives forward's logits");
 
