@@ -37,7 +37,7 @@ class MixedChunkAttention : public GatedAttentionUnit {
  public:
   /// GatedAttentionUnit's config plus options["chunk"] (C, default 256, > 0).
   explicit MixedChunkAttention(const MixerConfig& config);
-  /// x: [B, T, D] -> O: [B, T, D], chunk by chunk.
+  /// x: [B, T, D] -> O: [B, T, D], every chunk at once.
   Tensor forward(const Tensor& x) override;
   /// The fixed-size state (see MixedChunkState); max_len only has to be > 0.
   std::unique_ptr<MixerState> init_state(std::int64_t batch, std::int64_t max_len) const override;
