@@ -95,7 +95,9 @@ TaskBundle make_task(RunConfig& c) {
     data::SelectiveCopyConfig sc;
     sc.length = c.seq;
     sc.num_tokens = std::min<std::int64_t>(16, c.seq / 4);
-    return generated(sc, c.examples, c.seed, data::selective_copy_task);
+    TaskBundle b = generated(sc, c.examples, c.seed, data::selective_copy_task);
+    b.exact_match = false;  // scored per token, as the Mamba paper's Table 1
+    return b;
   }
   if (c.task == "mqar") {
     default_seq(31);

@@ -50,7 +50,7 @@ struct TaskBundle {
   data::CharTokenizer tokenizer;            ///< the vocabulary
   std::int64_t seq_len = 0;                 ///< T of an input
   std::optional<data::TaskData> examples;   ///< held-out task data for printing solved examples
-  bool exact_match = true;                  ///< accuracy by whole rows (tasks) or by tokens (text)
+  bool exact_match = true;                  ///< accuracy by whole rows (tasks) or by tokens (text, selective_copy)
 };
 
 /// Builds the task's data (fills config.steps and config.seq defaults when they are 0).
