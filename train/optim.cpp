@@ -3,6 +3,7 @@
 /// clip_grad_norm. The update rules live in sgd.cpp and adam.cpp.
 #include "train/optim.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <set>
@@ -69,7 +70,7 @@ std::vector<ParamGroup>& Optimizer::param_groups() { return groups_; }
 
 void Optimizer::set_lr(double lr) {
   check_non_negative(name_ + ".set_lr", "lr", lr);
-  for (auto& g : groups_) g.lr = lr;
+  for (auto& g : groups_) g.lr = std::min(lr, g.max_lr);
 }
 
 std::int64_t Optimizer::steps() const { return steps_; }
@@ -90,6 +91,8 @@ void Optimizer::check_groups() const {
     for (const auto& [what, v] : {std::pair{"lr", groups_[g].lr}, std::pair{"weight_decay", groups_[g].weight_decay}})
       EMBER_CHECK(std::isfinite(v) && v >= 0.0,
                   fmt::format("{}: {} of group {} must be finite and >= 0, got {}", name_, what, g, v));
+    EMBER_CHECK(groups_[g].max_lr > 0.0,
+                fmt::format("{}: max_lr of group {} must be > 0, got {}", name_, g, groups_[g].max_lr));
     for (std::size_t i = 0; i < groups_[g].params.size(); ++i, ++flat)
       EMBER_CHECK(groups_[g].params[i].is_same(state_[flat].param),
                   fmt::format("{}: parameter {} of group {} is not the tensor the optimizer was built with; "
@@ -174,13 +177,21 @@ void Optimizer::load_state_dict(const NamedTensors& state) {
   }
 }
 
-std::vector<ParamGroup> decay_groups(const NamedTensors& named_params, double lr, double weight_decay) {
-  std::vector<ParamGroup> groups{{{}, lr, weight_decay}, {{}, lr, 0.0}};
+const std::set<std::string>& ssm_dynamics_names() {
+  static const std::set<std::string> names = {"log_dt", "log_A_real", "A_imag", "P_re", "P_im"};
+  return names;
+}
+
+std::vector<ParamGroup> decay_groups(const NamedTensors& named_params, double lr, double weight_decay,
+                                     double ssm_lr) {
+  static const std::set<std::string> rates = {"A_log", "nu_log", "theta_log", "gamma_log"};
+  std::vector<ParamGroup> groups{{{}, lr, weight_decay}, {{}, lr, 0.0}, {{}, std::min(lr, ssm_lr), 0.0, ssm_lr}};
   for (const auto& [name, p] : named_params) {
     EMBER_CHECK(p.defined(), fmt::format("decay_groups: parameter '{}' is undefined", name));
     const std::string last = name.substr(name.rfind('.') == std::string::npos ? 0 : name.rfind('.') + 1);
-    const bool decay = p.dim() >= 2 && last != "A_log";
-    groups[decay ? 0 : 1].params.push_back(p);
+    const bool dynamics = ssm_dynamics_names().count(last) > 0;
+    const bool decay = p.dim() >= 2 && !dynamics && rates.count(last) == 0;
+    groups[dynamics ? 2 : decay ? 0 : 1].params.push_back(p);
   }
   return groups;
 }

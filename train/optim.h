@@ -16,6 +16,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +32,8 @@ struct ParamGroup {
   std::vector<Tensor> params;  ///< the tensors to update (leaves; Float32 or Float64, contiguous, CPU)
   double lr = 1e-3;            ///< learning rate η (>= 0)
   double weight_decay = 0.0;   ///< λ (>= 0): an L2 term for SGD and Adam, decoupled decay for AdamW
+  /// The most set_lr() gives this group: lr = min(scheduled lr, max_lr) (SSM dynamics train at ≤ 1e-3).
+  double max_lr = std::numeric_limits<double>::infinity();
 };
 
 /// Named tensors: what state_dict() gives and load_state_dict() takes (a safetensors file's contents).
@@ -134,11 +138,18 @@ class AdamW : public Adam {
   explicit AdamW(std::vector<ParamGroup> groups, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8);
 };
 
-/// Two groups with learning rate `lr`: group 0 holds the parameters that get `weight_decay`, group 1
-/// those that get none. The rule: decay the parameters with dim >= 2 (weight matrices, embeddings,
-/// convolution kernels), except SSM log-rates named "A_log" (last name component); never decay those
-/// with dim < 2 (biases, norm gains, SSM D and dt vectors). Both groups are returned even when empty.
-std::vector<ParamGroup> decay_groups(const NamedTensors& named_params, double lr, double weight_decay);
+/// The last name components of the SSM dynamics that S4 and S4D train with lr ≤ 1e-3 and no weight decay, as
+/// their reference does (technique notes §5): log Δ, the modes Λ and S4's low-rank term P.
+const std::set<std::string>& ssm_dynamics_names();
+
+/// Three groups with learning rate `lr`: group 0 holds the parameters that get `weight_decay`, group 1 those
+/// that get none, group 2 the SSM dynamics (ssm_dynamics_names()), with no decay and max_lr = `ssm_lr`. The
+/// rule: decay the parameters with dim >= 2 (weight matrices, embeddings, convolution kernels), except the
+/// recurrences' rates and phases (last name component A_log, nu_log, theta_log, gamma_log: Mamba and LRU
+/// exempt them); never decay those with dim < 2 (biases, norm gains, SSM D and dt vectors). All three
+/// groups are returned even when empty.
+std::vector<ParamGroup> decay_groups(const NamedTensors& named_params, double lr, double weight_decay,
+                                     double ssm_lr = 1e-3);
 
 /// Scales the gradients of `params` (those that have one) in place so that their total L2 norm,
 /// `‖g‖ = sqrt(Σ_p Σ g²)` computed in double, is at most max_norm (>= 0): when ‖g‖ > max_norm every

@@ -383,7 +383,7 @@ TEST_CASE("Adam trains: a quadratic bowl through autograd reaches its minimum") 
   CHECK(test::allclose(w.detach(), target, 0, 1e-3));
 }
 
-TEST_CASE("decay_groups: decay on dim >= 2 only, never on biases, norm gains or A_log") {
+TEST_CASE("decay_groups: decay on dim >= 2 only, never on biases, norm gains, rates or SSM dynamics") {
   const NamedTensors named = {
       {"embed.weight", zeros({10, 4})},
       {"layers.0.norm.weight", zeros({4})},
@@ -392,26 +392,39 @@ TEST_CASE("decay_groups: decay on dim >= 2 only, never on biases, norm gains or 
       {"layers.0.mixer.A_log", zeros({4, 16})},
       {"layers.0.mixer.D", zeros({4})},
       {"scale", scalar_tensor(1.0)},
+      {"layers.1.mixer.log_A_real", zeros({4, 8})},
+      {"layers.1.mixer.A_imag", zeros({4, 8})},
+      {"layers.1.mixer.log_dt", zeros({4})},
+      {"layers.1.mixer.nu_log", zeros({8})},
+      {"layers.1.mixer.C_re", zeros({4, 8})},
   };
-  const auto groups = decay_groups(named, 3e-4, 0.1);
-  REQUIRE(groups.size() == 2);
-  CHECK(groups[0].lr == 3e-4);
-  CHECK(groups[1].lr == 3e-4);
+  const auto groups = decay_groups(named, 3e-3, 0.1);
+  REQUIRE(groups.size() == 3);
+  CHECK(groups[0].lr == 3e-3);
+  CHECK(groups[1].lr == 3e-3);
+  CHECK(groups[2].lr == 1e-3);
   CHECK(groups[0].weight_decay == 0.1);
   CHECK(groups[1].weight_decay == 0.0);
+  CHECK(groups[2].weight_decay == 0.0);
   const auto in = [&](const ParamGroup& g, std::size_t k) {
     for (const auto& t : g.params)
       if (t.is_same(named[k].second)) return true;
     return false;
   };
-  CHECK(groups[0].params.size() == 2);
-  CHECK(in(groups[0], 0));
-  CHECK(in(groups[0], 2));
-  CHECK(groups[1].params.size() == 5);
-  for (std::size_t k : {1u, 3u, 4u, 5u, 6u}) CHECK(in(groups[1], k));
-  // The groups feed an optimizer directly.
-  const auto for_adamw = decay_groups(named, 1e-3, 0.1);
-  CHECK_NOTHROW(AdamW{for_adamw});
+  CHECK(groups[0].params.size() == 3);
+  for (std::size_t k : {0u, 2u, 11u}) CHECK(in(groups[0], k));
+  CHECK(groups[1].params.size() == 6);
+  for (std::size_t k : {1u, 3u, 4u, 5u, 6u, 10u}) CHECK(in(groups[1], k));
+  CHECK(groups[2].params.size() == 3);
+  for (std::size_t k : {7u, 8u, 9u}) CHECK(in(groups[2], k));
+  // The groups feed an optimizer directly, and the schedule's lr is capped for the SSM dynamics only.
+  AdamW opt(decay_groups(named, 1e-3, 0.1));
+  opt.set_lr(5e-3);
+  CHECK(opt.param_groups()[0].lr == 5e-3);
+  CHECK(opt.param_groups()[1].lr == 5e-3);
+  CHECK(opt.param_groups()[2].lr == 1e-3);
+  opt.set_lr(2e-4);
+  CHECK(opt.param_groups()[2].lr == 2e-4);
 }
 
 TEST_CASE("clip_grad_norm: total L2 norm in double, scaled by max_norm / (norm + 1e-6)") {
