@@ -193,6 +193,9 @@ Command add_train_command(CLI::App& sub) {
       ->check(CLI::IsMember({"transnormer"}))
       ->excludes(mixer);
   sub.add_option("--mixer-option", f->mixer_options, "A mixer option NAME=VALUE (e.g. chunk=32); repeatable");
+  sub.add_option("--mlp", c.model.mlp, "Feed-forward of every block: gelu, swiglu, or rwkv (RWKV-4's channel mix)")
+      ->check(CLI::IsMember({"gelu", "swiglu", "rwkv"}))
+      ->capture_default_str();
   sub.add_option("--layers", c.model.n_layers, "Transformer blocks")->check(CLI::PositiveNumber)->capture_default_str();
   sub.add_option("--dim", c.model.d_model, "Model width d_model")->check(CLI::PositiveNumber)->capture_default_str();
   sub.add_option("--heads", c.model.n_heads, "Attention heads")->check(CLI::PositiveNumber)->capture_default_str();

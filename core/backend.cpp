@@ -58,6 +58,22 @@ void Backend::triangle(const Tensor&, std::int64_t, bool, const Tensor&) { missi
 void Backend::random(RandomKind, const Tensor&, RandomArgs) { missing("random"); }
 void Backend::rfft(const Tensor&, std::int64_t, const Tensor&, const Tensor&) { missing("rfft"); }
 void Backend::irfft(const Tensor&, const Tensor&, std::int64_t, const Tensor&) { missing("irfft"); }
+void Backend::selective_scan_forward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                     std::int64_t, const Tensor&, const Tensor&) {
+  missing("selective_scan_forward");
+}
+void Backend::selective_scan_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                      const Tensor&, const Tensor&, std::int64_t, const Tensor&, const Tensor&,
+                                      const Tensor&, const Tensor&, const Tensor&) {
+  missing("selective_scan_backward");
+}
+void Backend::wkv_forward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  missing("wkv_forward");
+}
+void Backend::wkv_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                           const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  missing("wkv_backward");
+}
 void Backend::attention_softmax(const Tensor&, double, bool, const Tensor&) { missing("attention_softmax"); }
 void Backend::attention_softmax_backward(const Tensor&, const Tensor&, double, const Tensor&) {
   missing("attention_softmax_backward");

@@ -143,6 +143,26 @@ class Backend {
   /// (contiguous) = (1/n) Σ_{k<n} X_k e^{2πikt/n}, with X_{n−k} = conj X_k filling the upper half. The imaginary
   /// parts of X_0 and (n even) X_{n/2} are ignored.
   virtual void irfft(const Tensor& re, const Tensor& im, std::int64_t n, const Tensor& out);
+  /// Mamba's selective scan (technique notes §6) of contiguous x, delta [Bt, T, E], A [E, N] and B, C [Bt, T, N]:
+  /// for every channel c, s_t = exp(Δ_{t,c} A_c) ⊙ s_{t−1} + Δ_{t,c} B_t x_{t,c} from s_{−1} = 0, and
+  /// y_{t,c} = C_t · s_t. The sequence is scanned in chunks of `chunk` steps: writes y [Bt, T, E] and the state
+  /// at the start of every chunk, starts [Bt, ⌈T/chunk⌉, E, N], from which the backward recomputes the states.
+  virtual void selective_scan_forward(const Tensor& x, const Tensor& delta, const Tensor& A, const Tensor& B,
+                                      const Tensor& C, std::int64_t chunk, const Tensor& y, const Tensor& starts);
+  /// Its backward from the forward's starts and dy = dL/dy (contiguous): writes dx, ddelta [Bt, T, E],
+  /// dA [E, N] (summed over the batch) and dB, dC [Bt, T, N].
+  virtual void selective_scan_backward(const Tensor& x, const Tensor& delta, const Tensor& A, const Tensor& B,
+                                       const Tensor& C, const Tensor& starts, const Tensor& dy, std::int64_t chunk,
+                                       const Tensor& dx, const Tensor& ddelta, const Tensor& dA, const Tensor& dB,
+                                       const Tensor& dC);
+  /// RWKV-4's WKV (technique notes §7a) in the numerically stable form, for contiguous w, u [C] and k, v [Bt, T, C]:
+  /// per channel, y_t = (Σ_{i<t} e^{−(t−1−i)w + k_i} v_i + e^{u+k_t} v_t) / (Σ_{i<t} e^{−(t−1−i)w + k_i} + e^{u+k_t})
+  /// with the decay w > 0 (the layer passes exp(time_decay)) and the bonus u. Writes y [Bt, T, C].
+  virtual void wkv_forward(const Tensor& w, const Tensor& u, const Tensor& k, const Tensor& v, const Tensor& y);
+  /// Its backward from the forward's y and dy = dL/dy (contiguous): writes dw, du [C] (summed over the batch) and
+  /// dk, dv [Bt, T, C].
+  virtual void wkv_backward(const Tensor& w, const Tensor& u, const Tensor& k, const Tensor& v, const Tensor& y,
+                            const Tensor& dy, const Tensor& dw, const Tensor& du, const Tensor& dk, const Tensor& dv);
   /// Fills out (contiguous) with Philox random numbers. Elements 2k and 2k+1 come from block
   /// offset + k (words 0-1 and 2-3; a Box-Muller pair for Normal), so they depend only on (seed, offset, i).
   virtual void random(RandomKind kind, const Tensor& out, RandomArgs args);

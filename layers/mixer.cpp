@@ -11,6 +11,11 @@
 #include "layers/attention/norm_attention.h"
 #include "layers/attention/performer_attention.h"
 #include "layers/attention/sparse_attention.h"
+#include "layers/ssm/lru.h"
+#include "layers/ssm/mamba.h"
+#include "layers/ssm/retention.h"
+#include "layers/ssm/rwkv.h"
+#include "layers/ssm/s4.h"
 #include "layers/ssm/s4d.h"
 
 namespace ember::nn {
@@ -29,9 +34,14 @@ const std::map<std::string, MixerFactory>& registry() {
       {"flash_attention", make<FlashAttention>},
       {"gau", make<GatedAttentionUnit>},
       {"linear", make<LinearAttention>},
+      {"lru", make<LRU>},
+      {"mamba", make<Mamba>},
       {"mixed_chunk", make<MixedChunkAttention>},
       {"norm_attention", make<NormAttention>},
       {"performer", make<PerformerAttention>},
+      {"retnet", make<MultiScaleRetention>},
+      {"rwkv", make<RWKVTimeMix>},
+      {"s4", make<S4>},
       {"s4d", make<S4D>},
       {"softmax", make<MultiHeadAttention>},
       {"sparse", make<SparseAttention>},

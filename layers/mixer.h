@@ -52,6 +52,9 @@ class SequenceMixer : public Module {
   virtual std::unique_ptr<MixerState> init_state(std::int64_t batch, std::int64_t max_len) const = 0;
   /// x_t: [B, D] -> y_t: [B, D], the output at position state.position; advances the state.
   virtual Tensor step(const Tensor& x_t, MixerState& state) const = 0;
+  /// True when the mixer's own initialisation is part of the technique (an SSM's step sizes and decays, RWKV's
+  /// zero projections), so that LanguageModel keeps it instead of redrawing its Linear layers GPT-2 style.
+  virtual bool keeps_own_init() const { return false; }
 };
 
 /// Makes a mixer from a config.

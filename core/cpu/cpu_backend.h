@@ -32,6 +32,11 @@ class CpuBackend final : public Backend {
   void random(RandomKind kind, const Tensor& out, RandomArgs args) override;
   void rfft(const Tensor& x, std::int64_t n, const Tensor& re, const Tensor& im) override;
   void irfft(const Tensor& re, const Tensor& im, std::int64_t n, const Tensor& out) override;
+  void selective_scan_forward(const Tensor& x, const Tensor& delta, const Tensor& A, const Tensor& B, const Tensor& C,
+                              std::int64_t chunk, const Tensor& y, const Tensor& starts) override;
+  void selective_scan_backward(const Tensor& x, const Tensor& delta, const Tensor& A, const Tensor& B, const Tensor& C,
+                               const Tensor& starts, const Tensor& dy, std::int64_t chunk, const Tensor& dx,
+                               const Tensor& ddelta, const Tensor& dA, const Tensor& dB, const Tensor& dC) override;
   void attention_softmax(const Tensor& x, double scale, bool causal, const Tensor& out) override;
   void attention_softmax_backward(const Tensor& y, const Tensor& g, double scale, const Tensor& out) override;
   void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal,
@@ -49,6 +54,9 @@ class CpuBackend final : public Backend {
                     const Tensor& mean, const Tensor& rstd) override;
   void norm_backward(bool rms, const Tensor& g, const Tensor& x, const Tensor& w, const Tensor& mean,
                      const Tensor& rstd, const Tensor& gx, const Tensor& gw, const Tensor& gb) override;
+  void wkv_forward(const Tensor& w, const Tensor& u, const Tensor& k, const Tensor& v, const Tensor& y) override;
+  void wkv_backward(const Tensor& w, const Tensor& u, const Tensor& k, const Tensor& v, const Tensor& y,
+                    const Tensor& dy, const Tensor& dw, const Tensor& du, const Tensor& dk, const Tensor& dv) override;
 };
 
 }  // namespace ember

@@ -13,6 +13,7 @@
 #include "core/ops.h"
 #include "layers/functional.h"
 #include "layers/norm.h"
+#include "layers/ssm/rwkv.h"
 
 namespace ember::nn {
 
@@ -33,6 +34,8 @@ void check_config(const LanguageModelConfig& c) {
   EMBER_CHECK(c.mixers.size() == 1 || static_cast<std::int64_t>(c.mixers.size()) == c.n_layers,
               fmt::format("LanguageModel: {} mixer names for {} layers (give one, or one per layer)", c.mixers.size(),
                           c.n_layers));
+  EMBER_CHECK(c.mlp == "gelu" || c.mlp == "swiglu" || c.mlp == "rwkv",
+              "LanguageModel: mlp must be gelu, swiglu or rwkv, got '" + c.mlp + "'");
   EMBER_CHECK(c.dropout >= 0.0 && c.dropout < 1.0, fmt::format("LanguageModel: dropout {} not in [0, 1)", c.dropout));
 }
 
@@ -59,21 +62,31 @@ Block::Block(const LanguageModelConfig& c, std::int64_t layer, Generator* gen) :
   mc.rope = c.positions == "rope";
   mc.bias = c.bias;
   mc.options = c.mixer_options;
+  mc.options["layer"] = static_cast<double>(layer);
+  mc.options["n_layers"] = static_cast<double>(c.n_layers);
   mc.gen = gen;
   norm1 = register_module("norm1", make_norm(c.norm, c.d_model, c.bias));
   mixer = register_module("mixer", make_mixer(c.mixer_of(layer), mc));
   norm2 = register_module("norm2", make_norm(c.norm, c.d_model, c.bias));
-  mlp = register_module("mlp", std::make_shared<MLP>(c.d_model, c.mlp_hidden, parse_mlp_kind(c.mlp), c.bias, gen));
+  if (c.mlp == "rwkv") {
+    if (c.mlp_hidden > 0) mc.options["hidden"] = static_cast<double>(c.mlp_hidden);
+    channel_mix = register_module("ffn", std::make_shared<RWKVChannelMix>(mc));
+  } else {
+    mlp = register_module("mlp", std::make_shared<MLP>(c.d_model, c.mlp_hidden, parse_mlp_kind(c.mlp), c.bias, gen));
+  }
 }
 
 Tensor Block::forward(const Tensor& x) {
   const Tensor h = x + dropout(mixer->forward(norm1->forward(x)), dropout_, is_training());
-  return h + dropout(mlp->forward(norm2->forward(h)), dropout_, is_training());
+  const Tensor x2 = norm2->forward(h);
+  return h + dropout(channel_mix ? channel_mix->forward(x2) : mlp->forward(x2), dropout_, is_training());
 }
 
-Tensor Block::step(const Tensor& x_t, MixerState& state) const {
+Tensor Block::step(const Tensor& x_t, MixerState& state, MixerState* ffn_state) const {
   const Tensor h = x_t + mixer->step(norm1->forward(x_t), state);
-  return h + mlp->forward(norm2->forward(h));
+  const Tensor x2 = norm2->forward(h);
+  EMBER_CHECK(!channel_mix || ffn_state != nullptr, "Block::step: the channel mix needs its state (init_state)");
+  return h + (channel_mix ? channel_mix->step(x2, *ffn_state) : mlp->forward(x2));
 }
 
 LanguageModel::LanguageModel(LanguageModelConfig c) : Module("LanguageModel"), config_(std::move(c)) {
@@ -93,7 +106,15 @@ LanguageModel::LanguageModel(LanguageModelConfig c) : Module("LanguageModel"), c
 void LanguageModel::init_weights(Generator& gen) {
   NoGradGuard no_grad;
   const double std_resid = 0.02 / std::sqrt(2.0 * static_cast<double>(config_.n_layers));
+  std::vector<std::string> own_init;  // name prefixes of the layers whose initialisation is part of the technique
+  for (std::size_t i = 0; i < layers->size(); ++i) {
+    const auto& block = *layers->at<Block>(i);
+    if (block.mixer->keeps_own_init()) own_init.push_back(fmt::format("layers.{}.mixer.", i));
+    if (block.channel_mix && block.channel_mix->keeps_own_init()) own_init.push_back(fmt::format("layers.{}.ffn.", i));
+  }
   for (auto& [name, m] : named_modules()) {
+    if (std::any_of(own_init.begin(), own_init.end(), [&](const std::string& p) { return name.starts_with(p); }))
+      continue;
     const bool residual = name.ends_with("o_proj") || name.ends_with("down_proj");
     if (auto* lin = dynamic_cast<Linear*>(m.get())) {
       raw::copy_(lin->weight, randn(lin->weight.shape(), DType::Float32, Device::cpu(), 0.0,
@@ -131,18 +152,23 @@ Tensor LanguageModel::forward(const Tensor& ids) { return logits(hidden(ids)); }
 LanguageModelState LanguageModel::init_state(std::int64_t batch, std::int64_t max_len) const {
   LanguageModelState state;
   const std::int64_t len = max_len > 0 ? std::min(max_len, config_.max_len) : config_.max_len;
-  for (std::size_t i = 0; i < layers->size(); ++i)
-    state.layers.push_back(layers->at<Block>(i)->mixer->init_state(batch, len));
+  for (std::size_t i = 0; i < layers->size(); ++i) {
+    const auto& block = *layers->at<Block>(i);
+    state.layers.push_back(block.mixer->init_state(batch, len));
+    state.ffn.push_back(block.channel_mix ? block.channel_mix->init_state(batch, len) : nullptr);
+  }
   return state;
 }
 
 Tensor LanguageModel::step(const Tensor& ids_t, LanguageModelState& state) const {
   NoGradGuard no_grad;
-  EMBER_CHECK(ids_t.dim() == 1 && ids_t.dtype() == DType::Int64 && state.layers.size() == layers->size(),
+  EMBER_CHECK(ids_t.dim() == 1 && ids_t.dtype() == DType::Int64 && state.layers.size() == layers->size() &&
+                  state.ffn.size() == layers->size(),
               "LanguageModel::step: expected ids_t [B] Int64 and a state from init_state, got " +
                   dtype_name(ids_t.dtype()) + " " + shape_str(ids_t.shape()));
   Tensor h = squeeze(embed(unsqueeze(ids_t, 1), state.position), {1});
-  for (std::size_t i = 0; i < layers->size(); ++i) h = layers->at<Block>(i)->step(h, *state.layers[i]);
+  for (std::size_t i = 0; i < layers->size(); ++i)
+    h = layers->at<Block>(i)->step(h, *state.layers[i], state.ffn[i].get());
   ++state.position;
   return logits(norm->forward(h));
 }

@@ -4,7 +4,9 @@
 /// h_0 = E[ids] (+ P[positions] with learned positions); per block (pre-norm, GPT-2 style):
 /// h ← h + mixer(norm₁(h)), h ← h + MLP(norm₂(h)); logits = head(norm_f(h)), with head = Eᵀ when weights
 /// are tied. Initialised as GPT-2: Linear and Embedding weights N(0, 0.02), biases 0, and the projections
-/// that write into the residual stream (o_proj, down_proj) N(0, 0.02/sqrt(2·n_layers)).
+/// that write into the residual stream (o_proj, down_proj) N(0, 0.02/sqrt(2·n_layers)) — except inside mixers
+/// whose keeps_own_init() is true (the SSM and linear-RNN family: their step sizes, decays and zero projections
+/// are part of the technique, e.g. Mamba's b_dt must not be zeroed), which keep the layer's own initialisation.
 #pragma once
 
 #include <memory>
@@ -30,7 +32,7 @@ struct LanguageModelConfig {
   std::vector<std::string> mixers = {"softmax"};  ///< one name for every layer, or one per layer
   std::map<std::string, double> mixer_options;  ///< passed to every mixer (MixerConfig::options)
   std::string norm = "layernorm";  ///< "layernorm" or "rmsnorm"
-  std::string mlp = "gelu";        ///< "gelu" or "swiglu"
+  std::string mlp = "gelu";        ///< "gelu", "swiglu" or "rwkv" (RWKV-4's channel mix, nn::RWKVChannelMix)
   std::int64_t mlp_hidden = 0;     ///< 0: the kind's default (4·D for GELU)
   double dropout = 0.0;            ///< on the embedding and on each residual branch
   bool tie_weights = false;        ///< head = token embedding transposed
@@ -46,19 +48,22 @@ struct LanguageModelConfig {
 /// LanguageModelConfig::mixers.
 std::vector<std::string> transnormer_mixers(std::int64_t n_layers);
 
-/// One pre-norm block: h + mixer(norm1(h)), then + mlp(norm2(h)).
+/// One pre-norm block: h + mixer(norm1(h)), then + mlp(norm2(h)). With mlp = "rwkv" the feed-forward is RWKV-4's
+/// channel mix, which token-shifts its input and so keeps a decoding state of its own. Every mixer's config gets
+/// the options "layer" (this block's index) and "n_layers", for inits that depend on depth (RWKV).
 class Block : public Module {
  public:
   /// The block of `layer` in a model of config c.
   Block(const LanguageModelConfig& c, std::int64_t layer, Generator* gen);
   /// x: [B, T, D] -> [B, T, D].
   Tensor forward(const Tensor& x) override;
-  /// x_t: [B, D] -> [B, D] with the mixer's decoding state.
-  Tensor step(const Tensor& x_t, MixerState& state) const;
+  /// x_t: [B, D] -> [B, D] with the mixer's decoding state and the channel mix's (null for an MLP).
+  Tensor step(const Tensor& x_t, MixerState& state, MixerState* ffn_state) const;
   std::shared_ptr<Module> norm1;          ///< before the mixer
   std::shared_ptr<SequenceMixer> mixer;   ///< the token mixer
   std::shared_ptr<Module> norm2;          ///< before the MLP
-  std::shared_ptr<MLP> mlp;               ///< the feed-forward block
+  std::shared_ptr<MLP> mlp;               ///< the feed-forward block (null with mlp = "rwkv")
+  std::shared_ptr<SequenceMixer> channel_mix;  ///< RWKV's channel mix in place of the MLP (null otherwise)
 
  private:
   double dropout_;
@@ -66,7 +71,8 @@ class Block : public Module {
 
 /// Decoding state of a whole model: one mixer state per layer and the next position.
 struct LanguageModelState {
-  std::vector<std::unique_ptr<MixerState>> layers;  ///< per block
+  std::vector<std::unique_ptr<MixerState>> layers;  ///< per block: the mixer's state
+  std::vector<std::unique_ptr<MixerState>> ffn;     ///< per block: the channel mix's state (null for an MLP)
   std::int64_t position = 0;                        ///< tokens consumed so far
 };
 

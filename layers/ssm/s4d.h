@@ -48,6 +48,8 @@ class S4D : public SequenceMixer {
   std::unique_ptr<MixerState> init_state(std::int64_t batch, std::int64_t max_len) const override;
   /// x_t: [B, D] -> [B, D]: x ← Ā ⊙ x + B̄ u_t, y = 2·Re(C x) + D u_t, then the output layer. Records no gradients.
   Tensor step(const Tensor& x_t, MixerState& state) const override;
+  /// True: LanguageModel keeps this layer's initialisation.
+  bool keeps_own_init() const override { return true; }
 
   /// λ = −exp(log_A_real) + i·A_imag, [H, N/2]. Differentiable.
   Complex lambda() const;

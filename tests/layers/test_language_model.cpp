@@ -7,6 +7,7 @@
 #include <set>
 
 #include "layers/models/language_model.h"
+#include "layers/ssm/mamba.h"
 #include "layers/norm.h"
 #include "layer_helpers.h"
 #include "reference_layers.h"
@@ -117,6 +118,46 @@ TEST_CASE("LanguageModel: stepping with KV caches equals forward (learned, rope,
       CHECK(max_abs_diff(lm(ids), full) < 1e-5);
     }
   }
+}
+
+TEST_CASE("LanguageModel: RWKV blocks (time mix and channel mix) decode step by step as forward, causally") {
+  auto c = small_config("none");
+  c.mixers = {"rwkv"};
+  c.mlp = "rwkv";
+  nn::LanguageModel lm(c);
+  REQUIRE(lm.layers->at<nn::Block>(0)->channel_mix != nullptr);
+  REQUIRE(lm.layers->at<nn::Block>(0)->mlp == nullptr);
+  randomize(lm, 5);
+  const Tensor ids = ids_of({1, 4, 4, 9, 0, 10, 2, 7, 3, 3, 5, 8, 6, 1, 0, 2, 9, 9}, {2, 9});
+  const Tensor full = lm(ids);
+  CHECK(max_abs_diff(step_all(lm, ids), full) < 1e-5);
+  lm.to(DType::Float64);
+  CHECK(max_abs_diff(step_all(lm, ids), lm(ids)) < 1e-10);
+  // The channel mix token-shifts: changing token 4 changes logits from 4 on, none before.
+  std::vector<std::int64_t> base{1, 4, 4, 9, 0, 10, 2, 7}, changed = base;
+  changed[4] = 6;
+  const Tensor y = lm(ids_of(base, {1, 8})), y2 = lm(ids_of(changed, {1, 8}));
+  CHECK(max_abs_diff(narrow(y2, 1, 0, 4), narrow(y, 1, 0, 4)) < 1e-13);
+  CHECK(max_abs_diff(narrow(y2, 1, 5, 1), narrow(y, 1, 5, 1)) > 1e-6);
+}
+
+TEST_CASE("LanguageModel: SSM mixers keep their own initialisation (Mamba's step bias is not zeroed)") {
+  auto c = small_config("none");
+  c.mixers = {"mamba"};
+  nn::LanguageModel lm(c);
+  const auto& mamba = dynamic_cast<const nn::Mamba&>(*lm.layers->at<nn::Block>(0)->mixer);
+  // softplus(b_dt) = Δ0 ∈ [1e-4, 0.1] (technique notes §6 oracle 5); the GPT-2 redraw would have zeroed b_dt.
+  for (double b : mamba.dt_proj->bias.to_vector<double>()) {
+    const double dt = std::log1p(std::exp(b));
+    CHECK(dt >= 1e-4 * (1 - 1e-6));
+    CHECK(dt <= 0.1 * (1 + 1e-6));
+  }
+  // The softmax blocks of the same model are still redrawn GPT-2 style (biases zero).
+  c.mixers = {"mamba", "softmax"};
+  c.n_layers = 2;
+  nn::LanguageModel mixed(c);
+  for (const auto& [name, p] : mixed.named_parameters())
+    if (name.starts_with("layers.1.mixer.") && name.ends_with(".bias")) CHECK(vec(p) == Vec(p.numel(), 0.0));
 }
 
 TEST_CASE("LanguageModel: causal — changing token t changes no logits before t") {
