@@ -322,7 +322,8 @@ void run_sweep(const Settings& s, const std::vector<std::string>& only) {
   report(results, s, "mixers", "sequence mixers: forward + backward against T (B = 1, 4 heads x 32)");
   std::printf(
       "\nlinear-time mixers: time(16384) / time(2048), target <= 10\n| mixer | ratio | target |\n|---|---|---|\n");
-  for (const std::string name : {"linear", "performer", "norm_attention", "mixed_chunk"}) {
+  for (const std::string name :
+       {"linear", "performer", "norm_attention", "mixed_chunk", "s4d", "s4", "mamba", "rwkv", "retnet", "lru"}) {
     if (!results.count(name)) continue;
     const Point *a = at(results[name], 2048), *b = at(results[name], 16384);
     const double r = a && b ? b->ms / a->ms : NAN;
@@ -367,7 +368,13 @@ std::string decode_kind(const std::string& name) {
                                                         {"sparse", "l + p/l keys (strided, l = 64)"},
                                                         {"softmax", "KV cache: grows with p"},
                                                         {"flash_attention", "KV cache: grows with p"},
-                                                        {"gau", "KV cache: grows with p"}};
+                                                        {"gau", "KV cache: grows with p"},
+                                                        {"s4d", "fixed state"},
+                                                        {"s4", "fixed state"},
+                                                        {"mamba", "fixed state"},
+                                                        {"rwkv", "fixed state"},
+                                                        {"retnet", "fixed state"},
+                                                        {"lru", "fixed state"}};
   const auto it = kinds.find(name);
   return it == kinds.end() ? "-" : it->second;
 }

@@ -9,7 +9,8 @@
 # Each step prints its tables; the sweeps also write CSV and SVG files to $OUT (default build-bench/bench/mixers).
 # Usage: bench/run_mixers.sh [sweep|kernels|decode|pytorch ...] (all four by default). THREADS (default 2) and
 # REPS (default 5) apply to every step; LENGTHS (e.g. "256 512") replaces the sweeps' T values and TORCH_T (default
-# 4096) the PyTorch comparison's, for a quick check. Run it on a quiet machine: about 10 minutes at most per step.
+# 4096) the PyTorch comparison's, for a quick check; ONLY (e.g. "s4d mamba") limits sweep and decode to those
+# mixers. Run it on a quiet machine: about 10 minutes at most per step.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build-bench}
@@ -17,6 +18,9 @@ out=${OUT:-$build/bench/mixers}
 threads=${THREADS:-2}
 reps=${REPS:-5}
 read -r -a lengths <<<"${LENGTHS:-256 512 1024 2048 4096 8192 16384}"
+read -r -a only <<<"${ONLY:-}"
+only_flags=()
+[ ${#only[@]} -gt 0 ] && only_flags=(--only "${only[@]}")
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(sweep kernels decode pytorch)
 
@@ -28,8 +32,9 @@ bench=("$build/bench/bench_mixers")
 for step in "${steps[@]}"; do
   echo "== $step (load: $(cat /proc/loadavg))"
   case $step in
-    sweep | kernels) "${bench[@]}" "$step" --threads "$threads" --reps "$reps" --out "$out" --lengths "${lengths[@]}" ;;
-    decode) "${bench[@]}" decode --threads "$threads" ;;
+    sweep) "${bench[@]}" sweep --threads "$threads" --reps "$reps" --out "$out" --lengths "${lengths[@]}" "${only_flags[@]}" ;;
+    kernels) "${bench[@]}" kernels --threads "$threads" --reps "$reps" --out "$out" --lengths "${lengths[@]}" ;;
+    decode) "${bench[@]}" decode --threads "$threads" "${only_flags[@]}" ;;
     pytorch)
       status=0
       /usr/bin/python3 "$root/bench/compare_pytorch.py" attention "$build" --T "${TORCH_T:-4096}" --threads "$threads" \

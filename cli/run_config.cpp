@@ -139,10 +139,6 @@ std::string alphabet_from_json(const std::string& text) {
   }
 }
 
-TaskBundle build_task(RunConfig& c) {
-  TaskBundle b = make_task(c);
-  c.seq = b.seq_len;
-  return b;
-}
+TaskBundle build_task(RunConfig& c) { return make_task(c); }
 
 }  // namespace ember::cli

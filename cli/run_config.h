@@ -53,7 +53,8 @@ struct TaskBundle {
   bool exact_match = true;                  ///< accuracy by whole rows (tasks) or by tokens (text, selective_copy)
 };
 
-/// Builds the task's data (fills config.steps and config.seq defaults when they are 0).
+/// Builds the task's data (fills the config.seq default when it is 0; seq stays the task's length parameter, which
+/// for selective_copy is not the model's T, so that a resumed run rebuilds the same task).
 TaskBundle build_task(RunConfig& config);
 
 }  // namespace ember::cli

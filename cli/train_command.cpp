@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/ops.h"
 #include "cli/commands.h"
@@ -84,28 +85,54 @@ std::string describe_layers(const nn::LanguageModelConfig& m) {
   return fmt::format("{} layers ({})", m.n_layers, fmt::join(m.mixers, ", "));
 }
 
-/// Greedy completions of a few held-out problems, in the task's notation, marked right or wrong.
-void print_examples(const nn::LanguageModel& model, const TaskBundle& task, std::int64_t count) {
+/// True when a row's answer continues its prompt: the input after every scored position but the last is that
+/// position's target (addition, copy), so greedy decoding can feed the model's own tokens back. Otherwise (selective
+/// copy, MQAR) the task itself gives the inputs between the answers.
+bool answer_feeds_back(const std::vector<std::int64_t>& input, const std::vector<std::int64_t>& targets) {
+  for (std::size_t t = 0; t + 1 < targets.size(); ++t)
+    if (targets[t] != data::kIgnoreIndex && targets[t + 1] != data::kIgnoreIndex && input[t + 1] != targets[t])
+      return false;
+  return true;
+}
+
+/// The greedy completion of one held-out row from the input at its first scored position on -> [T] predictions
+/// (position t predicts token t + 1).
+std::vector<std::int64_t> greedy_completion(const nn::LanguageModel& model, const std::vector<std::int64_t>& input,
+                                            const std::vector<std::int64_t>& targets) {
+  const auto first = std::find_if(targets.begin(), targets.end(), [](auto t) { return t != data::kIgnoreIndex; });
+  const std::vector<std::int64_t> prompt(input.begin(), input.begin() + (first - targets.begin()) + 1);
+  nn::GenerateOptions g;
+  g.temperature = 0;
+  g.max_new_tokens = static_cast<std::int64_t>(targets.size() - prompt.size()) + 1;
+  std::vector<std::int64_t> out = model.generate(prompt, g);
+  out.erase(out.begin());
+  out.resize(targets.size(), 0);
+  return out;
+}
+
+/// A few held-out problems in the task's notation, marked right or wrong: greedy completions where the answer feeds
+/// back, else the model's predictions at the answer positions with the task's inputs.
+void print_examples(nn::LanguageModel& model, const TaskBundle& task, std::int64_t count) {
   if (!task.examples) return;
   const data::TaskData& d = *task.examples;
   count = std::min(count, d.size());
   Tensor predictions = d.targets.clone();  // [N, T]; rows 0..count-1 get the model's tokens
+  bool generated = true;
   for (std::int64_t row = 0; row < count; ++row) {
     const auto input = select(d.inputs, 0, row).to_vector<std::int64_t>();
     const auto targets = select(d.targets, 0, row).to_vector<std::int64_t>();
-    const auto first = std::find_if(targets.begin(), targets.end(), [](auto t) { return t != data::kIgnoreIndex; });
-    // The prompt runs up to the input at the first scored position; generation fills the rest.
-    const std::vector<std::int64_t> prompt(input.begin(), input.begin() + (first - targets.begin()) + 1);
-    nn::GenerateOptions g;
-    g.temperature = 0;
-    g.max_new_tokens = static_cast<std::int64_t>(targets.size() - prompt.size()) + 1;
-    std::vector<std::int64_t> out = model.generate(prompt, g);
-    out.erase(out.begin());  // predictions are shifted by one: position t predicts token t + 1
-    out.resize(targets.size(), 0);
+    std::vector<std::int64_t> out;
+    if (answer_feeds_back(input, targets)) {
+      out = greedy_completion(model, input, targets);
+    } else {
+      NoGradGuard no_grad;
+      out = argmax(model.forward(narrow(d.inputs, 0, row, 1)), -1).to_vector<std::int64_t>();
+      generated = false;
+    }
     raw::copy_(select(predictions, 0, row), from_vector(out, {static_cast<std::int64_t>(out.size())}));
   }
   const auto ok = data::rows_correct(narrow(predictions, 0, 0, count), narrow(d.targets, 0, 0, count));
-  fmt::print("held-out examples (greedy decoding):\n");
+  fmt::print("held-out examples ({}):\n", generated ? "greedy decoding" : "greedy predictions, the task's inputs");
   for (std::int64_t row = 0; row < count; ++row)
     fmt::print("  {}  {}\n", d.format(row, predictions), ok[row] ? "right" : "WRONG");
 }

@@ -119,6 +119,13 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
 
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) { return norm(true, x, weight, Tensor(), eps); }
 
+Tensor glu(const Tensor& z) {
+  EMBER_CHECK(z.dim() >= 1 && z.shape().back() % 2 == 0,
+              "glu: expected an even last dim, got " + shape_str(z.shape()));
+  const std::int64_t last = z.dim() - 1, n = z.shape().back() / 2;
+  return narrow(z, last, 0, n) * sigmoid(narrow(z, last, n, n));
+}
+
 Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
   EMBER_CHECK(p >= 0.0 && p < 1.0, "dropout: p must be in [0, 1), got " + std::to_string(p));
   if (!training || p == 0.0) return x;

@@ -26,6 +26,10 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps = 1e-5);
 /// x -> x ⊙ mask / (1 − p) with mask ~ Bernoulli(1 − p) in training; x itself otherwise or when p = 0.
 Tensor dropout(const Tensor& x, double p, bool training, Generator* gen = nullptr);
+
+/// z: [..., 2n] -> [..., n], the gated linear unit a ⊙ σ(b) of z's halves [a, b] along the last dim (Dauphin et al.
+/// 2017), as the output layers of S4, S4D and LRU use it. Throws ember::Error for an odd or missing last dim.
+Tensor glu(const Tensor& z);
 /// q: [B, H, Tq, d], k, v: [B, H, Tk, d] -> [B, H, Tq, d]; softmax(q kᵀ / sqrt(d)) v. When causal, query i
 /// (at absolute position Tk − Tq + i) sees keys 0..Tk − Tq + i. Materialises the [Tq, Tk] scores.
 Tensor naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = true);

@@ -18,6 +18,17 @@
 
 namespace ember::test {
 
+/// Largest |a_i − b_i| of two vectors of the same length; infinity where either holds a NaN.
+inline double max_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  REQUIRE(a.size() == b.size());
+  double d = 0.0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) || std::isnan(b[i])) return INFINITY;
+    d = std::max(d, std::abs(a[i] - b[i]));
+  }
+  return d;
+}
+
 /// Largest |a - b| over all elements (shapes must match).
 inline double max_abs_diff(const Tensor& a, const Tensor& b) {
   REQUIRE(a.shape() == b.shape());

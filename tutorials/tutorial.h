@@ -5,6 +5,8 @@
 /// program exits non-zero when any failed, so the test suite notices when a tutorial stops being true.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -16,6 +18,25 @@ inline bool short_mode(int argc, char** argv) {
   for (int i = 1; i < argc; ++i)
     if (std::strcmp(argv[i], "--short") == 0) return true;
   return false;
+}
+
+/// The folder given by `--out DIR` (where a tutorial writes its pictures), or "" when there is none.
+inline std::string out_dir(int argc, char** argv) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::strcmp(argv[i], "--out") == 0) return argv[i + 1];
+  return "";
+}
+
+/// Seconds of the fastest of three calls of f (a rough timing for printed tables; tutorials make no claims on it).
+template <class F>
+double best_seconds(F f) {
+  double best = 1e300;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return best;
 }
 
 /// Prints a section heading.

@@ -110,11 +110,7 @@ Tensor LRU::readout(const Complex& x, const Tensor& u) const {
   return linear(x.re, C_re) - linear(x.im, C_im) + D * u;  // Re(C x) = C_re x_re − C_im x_im
 }
 
-Tensor LRU::output_layer(const Tensor& y) const {
-  const Tensor z = output_linear->forward(gelu(y));  // [..., 2D]
-  const std::int64_t last = z.dim() - 1;
-  return narrow(z, last, 0, d_model) * sigmoid(narrow(z, last, d_model, d_model));
-}
+Tensor LRU::output_layer(const Tensor& y) const { return glu(output_linear->forward(gelu(y))); }
 
 Tensor LRU::forward(const Tensor& x) {
   EMBER_CHECK(x.dim() == 3 && x.shape()[2] == d_model && x.shape()[1] > 0,

@@ -18,6 +18,7 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/creation.h"
+#include "layers/functional.h"
 #include "layers/ssm/hippo.h"
 
 namespace ember::nn {
@@ -250,11 +251,7 @@ Tensor S4::kernel(std::int64_t L) const {
   return irfft(K_hat * scalar_tensor(2.0, log_dt.dtype()), L);  // [H, L]
 }
 
-Tensor S4::output_layer(const Tensor& y) const {
-  const Tensor z = output_linear->forward(gelu(y));  // [..., 2D]
-  const std::int64_t last = z.dim() - 1;
-  return narrow(z, last, 0, d_model) * sigmoid(narrow(z, last, d_model, d_model));
-}
+Tensor S4::output_layer(const Tensor& y) const { return glu(output_linear->forward(gelu(y))); }
 
 Tensor S4::forward(const Tensor& x) {
   EMBER_CHECK(x.dim() == 3 && x.shape()[2] == d_model,

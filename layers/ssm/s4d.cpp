@@ -13,6 +13,7 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/creation.h"
+#include "layers/functional.h"
 
 namespace ember::nn {
 
@@ -81,22 +82,25 @@ std::pair<Complex, Complex> S4D::discretize() const {
 
 Tensor S4D::kernel(std::int64_t L) const {
   EMBER_CHECK(L >= 1, fmt::format("S4D: kernel length must be >= 1, got {}", L));
-  const Complex lam = lambda();
-  const Complex B_bar = discretize().second;
-  const Tensor ell = arange(0.0, static_cast<double>(L), 1.0, log_dt.dtype(), log_dt.device());  // [L]
-  const Tensor dt = unsqueeze(delta(), 1);
-  const Complex dt_lam = lam * dt;                                                  // [H, N/2]
-  const Complex vandermonde = exp(Complex{unsqueeze(dt_lam.re, 2), unsqueeze(dt_lam.im, 2)} * ell);  // [H, N/2, L]
-  const Complex CB = Complex{C_re, C_im} * B_bar;                                  // [H, N/2]
-  const Complex terms = Complex{unsqueeze(CB.re, 2), unsqueeze(CB.im, 2)} * vandermonde;
-  return 2.0 * real(sum(terms, {1}));  // [H, L]
+  // Split ℓ = g·J + j (J ≈ √L): exp(Δλ ℓ) = exp(Δλ gJ)·exp(Δλ j), so the Vandermonde product becomes one batched
+  // matrix product of the outer powers [H, G, N/2] (times C B̄) with the inner powers [H, N/2, J]. Nothing of size
+  // H·N·L is ever stored; the result [H, G·J] is cut to L.
+  const auto J = static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(L))));
+  const std::int64_t G = (L + J - 1) / J;
+  const auto dtype = log_dt.dtype();
+  const Complex dt_lam = lambda() * unsqueeze(delta(), 1);  // [H, N/2]
+  const Complex CB = Complex{C_re, C_im} * discretize().second;
+  const Tensor gJ = arange(0.0, static_cast<double>(G * J), static_cast<double>(J), dtype, log_dt.device());  // [G]
+  const Tensor j = arange(0.0, static_cast<double>(J), 1.0, dtype, log_dt.device());                           // [J]
+  const Complex outer =
+      Complex{unsqueeze(CB.re, 1), unsqueeze(CB.im, 1)} *
+      exp(Complex{unsqueeze(dt_lam.re, 1), unsqueeze(dt_lam.im, 1)} * unsqueeze(gJ, 1));  // [H, G, N/2]
+  const Complex inner = exp(Complex{unsqueeze(dt_lam.re, 2), unsqueeze(dt_lam.im, 2)} * j);  // [H, N/2, J]
+  const Tensor re = matmul(outer.re, inner.re) - matmul(outer.im, inner.im);                // [H, G, J]
+  return 2.0 * narrow(reshape(re, {d_model, G * J}), 1, 0, L);                               // [H, L]
 }
 
-Tensor S4D::output_layer(const Tensor& y) const {
-  const Tensor z = output_linear->forward(gelu(y));  // [..., 2D]
-  const std::int64_t last = z.dim() - 1;
-  return narrow(z, last, 0, d_model) * sigmoid(narrow(z, last, d_model, d_model));
-}
+Tensor S4D::output_layer(const Tensor& y) const { return glu(output_linear->forward(gelu(y))); }
 
 Tensor S4D::forward(const Tensor& x) {
   EMBER_CHECK(x.dim() == 3 && x.shape()[2] == d_model,

@@ -57,7 +57,8 @@ class S4D : public SequenceMixer {
   Tensor delta() const;
   /// The discretised pair (Ā, B̄) = (exp(Δλ), (exp(Δλ) − 1)/λ), each [H, N/2]. Differentiable.
   std::pair<Complex, Complex> discretize() const;
-  /// K̄ [H, L]: K̄_ℓ = 2·Re Σ_n C_n B̄_n exp(Δλ_n ℓ) for ℓ = 0..L−1. Differentiable; throws for L < 1.
+  /// K̄ [H, L]: K̄_ℓ = 2·Re Σ_n C_n B̄_n exp(Δλ_n ℓ) for ℓ = 0..L−1, as one batched matrix product of powers at
+  /// ℓ = gJ and ℓ = j (J = ⌈√L⌉), O(H·N·L) time and O(H·(L + N√L)) memory. Differentiable; throws for L < 1.
   Tensor kernel(std::int64_t L) const;
 
   const std::int64_t d_model;  ///< H = D, the number of channels

@@ -68,5 +68,15 @@ target=$((stopped + 20))
 "$ember" train --resume --out run2 --steps "$target" >resume.txt 2>&1 || fail "resume failed: $(tail -3 resume.txt)"
 grep -Eq "^final: step=$target " resume.txt || fail "resumed run summary: $(tail -2 resume.txt)"
 
+# A resumed run rebuilds the same task: selective copy's T = seq + markers, so the saved --seq must stay 8 (T = 10),
+# and Mamba and RWKV (time and channel mixing) train from the command line.
+"$ember" train --task selective_copy --seq 8 --steps 3 --dim 32 --layers 1 --mixer mamba --out run_sc >sc.txt 2>&1 ||
+  fail "selective_copy run failed: $(tail -3 sc.txt)"
+"$ember" train --resume --out run_sc --steps 5 >sc2.txt 2>&1 || fail "selective_copy resume failed: $(tail -3 sc2.txt)"
+grep -q "T = 10," sc.txt && grep -q "T = 10," sc2.txt || fail "resume changed the task: $(head -1 sc.txt) / $(head -1 sc2.txt)"
+"$ember" train --digits 1 --steps 3 --dim 32 --layers 1 --mixer rwkv --mlp rwkv --out run_rwkv >rwkv.txt 2>&1 ||
+  fail "rwkv run failed: $(tail -3 rwkv.txt)"
+grep -Eq '^final: step=3 ' rwkv.txt || fail "rwkv summary: $(tail -2 rwkv.txt)"
+
 [ "$failures" -eq 0 ] && echo "all ember command checks passed"
 exit $((failures > 0))

@@ -19,15 +19,24 @@ using i64 = std::int64_t;
 /// The tensor's values as doubles (row-major); an undefined tensor gives an empty vector.
 inline Vec vec(const Tensor& t) { return t.defined() ? t.to_vector<double>() : Vec{}; }
 
-/// Largest |a_i - b_i| (sizes must match).
-inline double max_diff(const Vec& a, const Vec& b) {
-  REQUIRE(a.size() == b.size());
-  double m = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::isnan(a[i]) || std::isnan(b[i])) return INFINITY;
-    m = std::max(m, std::abs(a[i] - b[i]));
+using ember::test::max_diff;
+
+/// The output layer of S4, S4D and LRU in loops: y, the SSM outputs of all positions flattened [rows, H] -> GLU of
+/// W·GELU(y) + b (erf GELU; W [2H, H], b [2H] from `linear`), flattened [rows, H].
+inline Vec gelu_linear_glu(const nn::Linear& linear, const Vec& y) {
+  const Vec W = vec(linear.weight), bias = vec(linear.bias);
+  const std::size_t H = bias.size() / 2;
+  Vec out;
+  for (std::size_t row = 0; row < y.size() / H; ++row) {
+    Vec z(H);
+    for (std::size_t h = 0; h < H; ++h) z[h] = 0.5 * y[row * H + h] * (1.0 + std::erf(y[row * H + h] / std::sqrt(2.0)));
+    for (std::size_t o = 0; o < H; ++o) {
+      double a = bias[o], g = bias[H + o];
+      for (std::size_t h = 0; h < H; ++h) a += W[o * H + h] * z[h], g += W[(H + o) * H + h] * z[h];
+      out.push_back(a / (1.0 + std::exp(-g)));
+    }
   }
-  return m;
+  return out;
 }
 
 /// x: N rows of `in`, W: [out, in], b: [out] or empty -> N rows of `out`: y = W x + b.

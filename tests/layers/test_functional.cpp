@@ -78,6 +78,20 @@ TEST_CASE("nn::Linear: forward equals the loop on its own weights, sizes and PyT
   CHECK_THROWS_EMBER(nn::Linear(0, 3), "Linear");
 }
 
+TEST_CASE("glu: first half times the sigmoid of the second, against a loop, gradcheck, odd dims throw") {
+  const Tensor z = normal({2, 3, 8}, 41).to(DType::Float64);
+  const Vec zv = vec(z), y = vec(nn::glu(z));
+  REQUIRE(nn::glu(z).shape() == Shape{2, 3, 4});
+  Vec expected;
+  for (std::size_t row = 0; row < 6; ++row)
+    for (std::size_t i = 0; i < 4; ++i) expected.push_back(zv[row * 8 + i] / (1.0 + std::exp(-zv[row * 8 + 4 + i])));
+  CHECK(max_diff(y, expected) < 1e-15);
+  Tensor leaf = z.clone().requires_grad_();
+  CHECK(gradcheck([](const std::vector<Tensor>& in) { return nn::glu(in[0]); }, {leaf}).ok);
+  CHECK_THROWS_EMBER(nn::glu(normal({2, 5}, 1)), "glu");
+  CHECK_THROWS_EMBER(nn::glu(scalar_tensor(1.0)), "glu");
+}
+
 TEST_CASE("embedding: rows of the table, any id shape, repeated ids, bad ids throw") {
   const Tensor W = normal({7, 3}, 1);
   const Tensor ids = from_vector(std::vector<std::int64_t>{6, 0, 3, 3, 1, 6}, {2, 3});

@@ -15,6 +15,7 @@
 
 using namespace ember;
 using namespace ember::nn;
+using ember::test::max_diff;
 using i64 = std::int64_t;
 using Vec = std::vector<double>;
 
@@ -24,14 +25,6 @@ constexpr double pi = std::numbers::pi;
 
 /// The tensor's values as doubles (row-major).
 Vec vec(const Tensor& t) { return t.to_vector<double>(); }
-
-/// Largest |a_i − b_i|.
-double max_diff(const Vec& a, const Vec& b) {
-  REQUIRE(a.size() == b.size());
-  double m = 0.0;
-  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
-}
 
 /// Row-major n×n product X Y.
 Vec mm(const Vec& X, const Vec& Y, i64 n) {

@@ -12,6 +12,7 @@
 #include <numbers>
 
 #include "layer_helpers.h"
+#include "reference_layers.h"
 #include "layers/ssm/lru.h"
 
 using namespace ember;
@@ -68,8 +69,7 @@ Params params_of(const nn::LRU& m) {
 std::pair<Vec, Vec> naive_lru(const nn::LRU& m, const Vec& u, i64 B, i64 T) {
   const Params p = params_of(m);
   const i64 H = m.d_model, N = m.d_state;
-  const Vec W = m.output_linear->weight.to_vector<double>(), bias = m.output_linear->bias.to_vector<double>();
-  Vec states, out;
+  Vec states, ys;
   for (i64 b = 0; b < B; ++b) {
     std::vector<cd> x(N, 0.0);
     for (i64 t = 0; t < T; ++t) {
@@ -81,24 +81,14 @@ std::pair<Vec, Vec> naive_lru(const nn::LRU& m, const Vec& u, i64 B, i64 T) {
         states.push_back(x[j].real());
         states.push_back(x[j].imag());
       }
-      Vec z(H);
       for (i64 h = 0; h < H; ++h) {
         cd Cx = 0.0;
         for (i64 j = 0; j < N; ++j) Cx += p.C[h][j] * x[j];
-        const double y = Cx.real() + p.D[h] * ut[h];
-        z[h] = 0.5 * y * (1.0 + std::erf(y / std::sqrt(2.0)));
-      }
-      for (i64 o = 0; o < H; ++o) {
-        double a = bias[o], g = bias[H + o];
-        for (i64 h = 0; h < H; ++h) {
-          a += W[o * H + h] * z[h];
-          g += W[(H + o) * H + h] * z[h];
-        }
-        out.push_back(a / (1.0 + std::exp(-g)));
+        ys.push_back(Cx.real() + p.D[h] * ut[h]);
       }
     }
   }
-  return {states, out};
+  return {states, ref::gelu_linear_glu(*m.output_linear, ys)};
 }
 
 /// Complex states [B, T, N] as interleaved (re, im) doubles [B, T, N, 2].
@@ -110,14 +100,6 @@ Vec interleave(const Complex& x) {
     out.push_back(im[i]);
   }
   return out;
-}
-
-/// Largest |a_i − b_i|.
-double max_diff(const Vec& a, const Vec& b) {
-  REQUIRE(a.size() == b.size());
-  double d = 0.0;
-  for (std::size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
-  return d;
 }
 
 }  // namespace

@@ -81,14 +81,6 @@ Vec naive_forward(const nn::Mamba& m, const Vec& h, i64 Bn, i64 T) {
   return out;
 }
 
-/// Largest |a_i − b_i|.
-double max_diff(const Vec& a, const Vec& b) {
-  REQUIRE(a.size() == b.size());
-  double d = 0.0;
-  for (std::size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
-  return d;
-}
-
 }  // namespace
 
 TEST_CASE("mamba: forward equals the whole block written as loops in double (f64 1e-10)") {

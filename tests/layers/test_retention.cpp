@@ -32,14 +32,6 @@ nn::MixerConfig retnet_config(i64 d_model, i64 n_heads, i64 chunk, std::uint64_t
   return c;
 }
 
-/// Largest |a_i − b_i|.
-double max_diff(const Vec& a, const Vec& b) {
-  REQUIRE(a.size() == b.size());
-  double d = 0.0;
-  for (std::size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
-  return d;
-}
-
 /// Retention by its definition, o_n = Σ_{m≤n} γ_h^{n−m} (q_n·k_m) v_m, for q, k [B, H, T, dk], v [B, H, T, dv].
 Vec naive_retention(const Vec& q, const Vec& k, const Vec& v, i64 B, i64 H, i64 T, i64 dk, i64 dv, const Vec& gamma) {
   Vec out(static_cast<std::size_t>(B * H * T * dv), 0.0);

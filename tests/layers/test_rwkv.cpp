@@ -60,14 +60,6 @@ Vec recurrent_wkv(const Vec& w, const Vec& u, const Vec& k, const Vec& v, i64 B,
   return y;
 }
 
-/// Largest |a_i − b_i|.
-double max_diff(const Vec& a, const Vec& b) {
-  REQUIRE(a.size() == b.size());
-  double d = 0.0;
-  for (std::size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
-  return d;
-}
-
 /// Random WKV inputs: w = exp(N(0, 0.5²)) > 0, u ~ N(0, 1), k ~ N(k_mean, k_scale²), v ~ N(0, 1).
 struct WkvInputs {
   Tensor w, u, k, v;  ///< [C], [C], [B, T, C], [B, T, C]

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "layer_helpers.h"
+#include "reference_layers.h"
 #include "layers/ssm/hippo.h"
 #include "layers/ssm/s4.h"
 
@@ -132,37 +133,6 @@ Dense eigenbasis_system(const nn::S4& m, i64 h) {
 /// Δ of channel h.
 double dt_of(const nn::S4& m, i64 h) { return std::exp(m.log_dt.to_vector<double>()[static_cast<std::size_t>(h)]); }
 
-/// Largest |a_i − b_i|.
-double max_diff(const Vec& a, const Vec& b) {
-  REQUIRE(a.size() == b.size());
-  double d = 0.0;
-  for (std::size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
-  return d;
-}
-
-/// y [B][T][H] (the SSM output, flattened) -> GLU(W GELU(y) + b) in loops, flattened [B, T, H].
-Vec naive_output_layer(const nn::S4& m, const Vec& y) {
-  const i64 H = m.d_model;
-  const Vec W = m.output_linear->weight.to_vector<double>(), bias = m.output_linear->bias.to_vector<double>();
-  Vec out;
-  for (std::size_t row = 0; row < y.size() / static_cast<std::size_t>(H); ++row) {
-    Vec z(static_cast<std::size_t>(H));
-    for (i64 h = 0; h < H; ++h) {
-      const double v = y[row * static_cast<std::size_t>(H) + static_cast<std::size_t>(h)];
-      z[static_cast<std::size_t>(h)] = 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
-    }
-    for (i64 o = 0; o < H; ++o) {
-      double a = bias[static_cast<std::size_t>(o)], g = bias[static_cast<std::size_t>(H + o)];
-      for (i64 h = 0; h < H; ++h) {
-        a += W[static_cast<std::size_t>(o * H + h)] * z[static_cast<std::size_t>(h)];
-        g += W[static_cast<std::size_t>((H + o) * H + h)] * z[static_cast<std::size_t>(h)];
-      }
-      out.push_back(a / (1.0 + std::exp(-g)));
-    }
-  }
-  return out;
-}
-
 /// Δ drawn larger than the init's (log Δ ~ N(log 0.3, 0.5²)) so that the modes decay visibly within a few steps.
 void widen_dt(nn::S4& m, std::uint64_t seed) { fill_normal(m.log_dt, seed, std::log(0.3), 0.5); }
 
@@ -280,7 +250,7 @@ TEST_CASE("s4: with P = 0 S4 equals a naive diagonal bilinear recurrence with GE
       }
     }
   }
-  const double err = max_diff(m.forward(x).to_vector<double>(), naive_output_layer(m, y));
+  const double err = max_diff(m.forward(x).to_vector<double>(), ref::gelu_linear_glu(*m.output_linear, y));
   MESSAGE("P = 0 vs naive diagonal recurrence: " << err);
   CHECK(err < 1e-10);
 }
@@ -302,7 +272,7 @@ TEST_CASE("s4: forward by FFT convolution equals a direct O(L^2) causal convolut
           acc += K[static_cast<std::size_t>(h * T + j)] * xs[static_cast<std::size_t>((b * T + t - j) * H + h)];
         y[static_cast<std::size_t>((b * T + t) * H + h)] = acc;
       }
-  const double err = max_diff(m.forward(x).to_vector<double>(), naive_output_layer(m, y));
+  const double err = max_diff(m.forward(x).to_vector<double>(), ref::gelu_linear_glu(*m.output_linear, y));
   MESSAGE("FFT convolution vs direct convolution: " << err);
   CHECK(err < 1e-12);
 }

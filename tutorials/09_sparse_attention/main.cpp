@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <functional>
 #include <limits>
 #include <string>
@@ -118,18 +117,6 @@ Tensor masked_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
   const Tensor mask = from_vector(hide, {T, T}).to(DType::Bool);
   const Tensor scores = matmul(q, transpose(k, -1, -2)) / std::sqrt(static_cast<double>(d));
   return matmul(softmax(masked_fill(scores, mask, -std::numeric_limits<double>::infinity()), -1), v);
-}
-
-// Seconds of the fastest of three calls of f.
-template <class F>
-double best_seconds(F f) {
-  double best = std::numeric_limits<double>::infinity();
-  for (int rep = 0; rep < 3; ++rep) {
-    const auto start = std::chrono::steady_clock::now();
-    f();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  return best;
 }
 
 // Section 1: the three patterns at n = 64, l = 8, c = 2 as pictures, and their keys per row.
@@ -275,20 +262,13 @@ void timing(bool quick) {
     const auto l = static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(T))));
     const Tensor q = randn({B, H, T, d}), k = randn({B, H, T, d}), v = randn({B, H, T, d});
     const BlockSparseLayout strided({SparseKind::Strided, l, 1}, T, b), dense({SparseKind::Dense, l, 1}, T, b);
-    const double t_sparse = best_seconds([&] { nn::block_sparse_attention(q, k, v, strided); });
-    const double t_dense = best_seconds([&] { nn::flash_attention(q, k, v, true); });
-    const double t_blocks = best_seconds([&] { nn::block_sparse_attention(q, k, v, dense); });
+    const double t_sparse = tutorial::best_seconds([&] { nn::block_sparse_attention(q, k, v, strided); });
+    const double t_dense = tutorial::best_seconds([&] { nn::flash_attention(q, k, v, true); });
+    const double t_blocks = tutorial::best_seconds([&] { nn::block_sparse_attention(q, k, v, dense); });
     std::printf("%6lld %4lld %14.2f %14.2f %14.2f %8.2f\n", static_cast<long long>(T), static_cast<long long>(l),
                 1e3 * t_sparse, 1e3 * t_dense, 1e3 * t_blocks, t_dense / t_sparse);
   }
   std::printf("(dense = nn::flash_attention; dense blocks = the same block-sparse kernel on the dense layout)\n");
-}
-
-// The folder given by --out DIR, or "" when there is none.
-std::string out_dir(int argc, char** argv) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::strcmp(argv[i], "--out") == 0) return argv[i + 1];
-  return "";
 }
 
 }  // namespace
@@ -298,7 +278,7 @@ int main(int argc, char** argv) {
   set_num_threads(1);  // the same numbers on every machine
   tutorial::Claims claims;
 
-  masks(claims, out_dir(argc, argv));
+  masks(claims, tutorial::out_dir(argc, argv));
   two_hops(claims);
   layouts(claims, quick);
   kernel_check(claims);

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -219,12 +218,6 @@ void save_pictures(const std::string& dir, const std::vector<Reconstruction>& ru
   std::printf("wrote %s/hippo_legs.svg\n", dir.c_str());
 }
 
-std::string out_dir(int argc, char** argv) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::strcmp(argv[i], "--out") == 0) return argv[i + 1];
-  return "";
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -235,6 +228,6 @@ int main(int argc, char** argv) {
   legt_window(claims, quick ? 2000 : 8000);
   lagt_decay(claims);
   discretisations(claims);
-  save_pictures(out_dir(argc, argv), runs);
+  save_pictures(tutorial::out_dir(argc, argv), runs);
   return claims.exit_code();
 }

@@ -9,7 +9,6 @@
 #include <cmath>
 #include <complex>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -289,18 +288,6 @@ void draw_kernels(tutorial::Claims& claims, nn::S4D& s4d, nn::S4& s4, const std:
   std::printf("wrote %s/s4_kernels.svg\n", dir.c_str());
 }
 
-// Best of 3 wall-clock seconds of f().
-template <class F>
-double seconds(F f) {
-  double best = 1e30;
-  for (int i = 0; i < 3; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    f();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  return best;
-}
-
 // Section 4: the convolution by FFT, O(L log L), against the direct sum, O(L²), for H channels.
 void convolution_cost(tutorial::Claims& claims, bool quick) {
   tutorial::section("4. FFT convolution against the direct sum");
@@ -313,7 +300,7 @@ void convolution_cost(tutorial::Claims& claims, bool quick) {
     const Tensor u = randn({H, L}, DType::Float64), k = randn({H, L}, DType::Float64) / static_cast<double>(L);
     const Vec uv = u.to_vector<double>(), kv = k.to_vector<double>();
     Vec direct(uv.size());
-    const double t_direct = seconds([&] {
+    const double t_direct = tutorial::best_seconds([&] {
       for (std::int64_t h = 0; h < H; ++h)
         for (std::int64_t t = 0; t < L; ++t) {
           double acc = 0.0;
@@ -322,19 +309,13 @@ void convolution_cost(tutorial::Claims& claims, bool quick) {
         }
     });
     Tensor y;
-    const double t_fft = seconds([&] { y = fft_conv(u, k); });
+    const double t_fft = tutorial::best_seconds([&] { y = fft_conv(u, k); });
     const double diff = max_diff(y.to_vector<double>(), direct);
     worst = std::max(worst, diff);
     std::printf("%6lld %14.2f %14.2f %10.1f %12.1e\n", static_cast<long long>(L), 1e3 * t_direct, 1e3 * t_fft,
                 t_direct / t_fft, diff);
   }
   claims.check(worst < 1e-12, "the FFT convolution equals the direct causal sum");
-}
-
-std::string out_dir(int argc, char** argv) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::strcmp(argv[i], "--out") == 0) return argv[i + 1];
-  return "";
 }
 
 }  // namespace
@@ -348,7 +329,7 @@ int main(int argc, char** argv) {
   s4.to(DType::Float64);
   three_views(claims, s4d, s4);
   complex_convention(claims, s4d, s4);
-  draw_kernels(claims, s4d, s4, out_dir(argc, argv));
+  draw_kernels(claims, s4d, s4, tutorial::out_dir(argc, argv));
   convolution_cost(claims, quick);
   return claims.exit_code();
 }
