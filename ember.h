@@ -3,6 +3,7 @@
 /// training (losses, optimizers, data, the Trainer, checkpoints) and safetensors files.
 #pragma once
 
+#include "autograd/autocast.h"
 #include "autograd/complex.h"
 #include "autograd/fft.h"
 #include "autograd/gradcheck.h"
@@ -11,6 +12,7 @@
 #include "core/backend.h"
 #include "core/block_sparse.h"
 #include "core/creation.h"
+#include "core/half.h"
 #include "core/memory.h"
 #include "core/safetensors.h"
 #include "core/tensor.h"
@@ -44,6 +46,7 @@
 #include "layers/ssm/s4.h"
 #include "layers/ssm/s4d.h"
 #include "layers/ssm/selective_scan.h"
+#include "train/amp.h"
 #include "train/checkpoint.h"
 #include "train/data/dataset.h"
 #include "train/data/loader.h"

@@ -3,6 +3,7 @@
 /// incoming gradient g, summed back over broadcast dims: for c = a * b, dL/da = sum_to(g * b, a.shape).
 #include <cmath>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/ops.h"
@@ -84,7 +85,9 @@ Tensor div(const Tensor& a, const Tensor& b) {
   });
 }
 
-Tensor pow(const Tensor& a, const Tensor& b) {
+Tensor pow(const Tensor& a_in, const Tensor& b_in) {
+  const auto ab = amp::autocast_all("pow", {a_in, b_in});
+  const Tensor &a = ab[0], &b = ab[1];
   Tensor out = raw::binary(BinaryOp::Pow, a, b);
   if (!needs_grad({a, b})) return out;
   SavedTensor sa(a), sb(b), so(out);
@@ -99,7 +102,7 @@ Tensor pow(const Tensor& a, const Tensor& b) {
 }
 
 Tensor pow(const Tensor& x, double e) {
-  return unary_in(x, UnaryOp::PowScalar, "PowBackward", [e](const Tensor& X) {
+  return unary_in(amp::autocast("pow", x), UnaryOp::PowScalar, "PowBackward", [e](const Tensor& X) {
     return raw::mul_scalar(raw::unary(UnaryOp::PowScalar, X, {e - 1.0}), e);
   }, {e});
 }
@@ -159,18 +162,18 @@ Tensor neg(const Tensor& x) {
   return unary_in(x, UnaryOp::Neg, "NegBackward", [](const Tensor& X) { return scalar_like(-1, X); });
 }
 Tensor exp(const Tensor& x) {
-  return unary_out(x, UnaryOp::Exp, "ExpBackward", [](const Tensor& Y) { return Y; });
+  return unary_out(amp::autocast("exp", x), UnaryOp::Exp, "ExpBackward", [](const Tensor& Y) { return Y; });
 }
 Tensor log(const Tensor& x) {
-  return unary_in(x, UnaryOp::Log, "LogBackward",
+  return unary_in(amp::autocast("log", x), UnaryOp::Log, "LogBackward",
                   [](const Tensor& X) { return raw::unary(UnaryOp::Reciprocal, X); });
 }
 Tensor log1p(const Tensor& x) {
-  return unary_in(x, UnaryOp::Log1p, "Log1pBackward",
+  return unary_in(amp::autocast("log1p", x), UnaryOp::Log1p, "Log1pBackward",
                   [](const Tensor& X) { return raw::unary(UnaryOp::Reciprocal, raw::add_scalar(X, 1)); });
 }
 Tensor expm1(const Tensor& x) {
-  return unary_out(x, UnaryOp::Expm1, "Expm1Backward", [](const Tensor& Y) { return raw::add_scalar(Y, 1); });
+  return unary_out(amp::autocast("expm1", x), UnaryOp::Expm1, "Expm1Backward", [](const Tensor& Y) { return raw::add_scalar(Y, 1); });
 }
 Tensor sqrt(const Tensor& x) {
   return unary_out(x, UnaryOp::Sqrt, "SqrtBackward", [](const Tensor& Y) {
@@ -178,7 +181,7 @@ Tensor sqrt(const Tensor& x) {
   });
 }
 Tensor rsqrt(const Tensor& x) {
-  return unary_out(x, UnaryOp::Rsqrt, "RsqrtBackward", [](const Tensor& Y) {
+  return unary_out(amp::autocast("rsqrt", x), UnaryOp::Rsqrt, "RsqrtBackward", [](const Tensor& Y) {
     return raw::mul_scalar(raw::unary(UnaryOp::PowScalar, Y, {3.0}), -0.5);
   });
 }
@@ -237,7 +240,7 @@ Tensor silu(const Tensor& x) {
   });
 }
 Tensor softplus(const Tensor& x) {
-  return unary_in(x, UnaryOp::Softplus, "SoftplusBackward",
+  return unary_in(amp::autocast("softplus", x), UnaryOp::Softplus, "SoftplusBackward",
                   [](const Tensor& X) { return raw::unary(UnaryOp::Sigmoid, X); });
 }
 Tensor elu(const Tensor& x, double alpha) {

@@ -209,7 +209,11 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
   auto deliver = [&](const Edge& e, const Tensor& g) {
     auto& buf = buffers[e.fn.get()];
     if (buf.empty()) buf.resize(e.fn->outputs().size());
-    accumulate(buf, e.input_nr, g);
+    // A gradient takes the dtype of the tensor it belongs to (a Float32 sum of a Float16 operand sends back
+    // Float32; the Float16 op that made the operand expects Float16).
+    const DType want = e.fn->outputs()[e.input_nr].dtype;
+    const bool convert = g.defined() && is_floating(g.dtype()) && g.dtype() != want;
+    accumulate(buf, e.input_nr, convert ? raw::to_dtype(g, want) : g);
     keep[e.fn.get()] = e.fn;
   };
   for (std::size_t i = 0; i < roots.size(); ++i) {

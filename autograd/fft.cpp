@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/backend.h"
@@ -76,8 +77,9 @@ std::int64_t next_power_of_two(std::int64_t v) {
 
 }  // namespace
 
-Complex rfft(const Tensor& x, std::int64_t n) {
-  raw::check_defined("rfft", x);
+Complex rfft(const Tensor& x_in, std::int64_t n) {
+  raw::check_defined("rfft", x_in);
+  const Tensor x = amp::autocast("rfft", x_in);
   EMBER_CHECK(x.dim() >= 1 && x.shape().back() > 0,
               "rfft: expected x [..., L] with L > 0, got " + shape_str(x.shape()));
   check_float_double("rfft", "x", x);
@@ -95,7 +97,8 @@ Complex rfft(const Tensor& x, std::int64_t n) {
   return {outs[0], outs[1]};
 }
 
-Tensor irfft(const Complex& X, std::int64_t n) {
+Tensor irfft(const Complex& X_in, std::int64_t n) {
+  const Complex X{amp::autocast("irfft", X_in.re), amp::autocast("irfft", X_in.im)};
   raw::check_defined("irfft", X.re);
   raw::check_defined("irfft", X.im);
   raw::check_same_device("irfft", X.re, X.im);
@@ -115,7 +118,8 @@ Tensor irfft(const Complex& X, std::int64_t n) {
   });
 }
 
-Tensor fft_conv(const Tensor& u, const Tensor& k) {
+Tensor fft_conv(const Tensor& u_in, const Tensor& k_in) {
+  const Tensor u = amp::autocast("fft_conv", u_in), k = amp::autocast("fft_conv", k_in);
   raw::check_defined("fft_conv", u);
   raw::check_defined("fft_conv", k);
   EMBER_CHECK(u.dim() >= 1 && k.dim() >= 1 && u.shape().back() > 0 && k.shape().back() > 0 && u.dtype() == k.dtype(),

@@ -6,6 +6,7 @@
 /// matmul C = A B: dA = g B^T, dB = A^T g (summed over broadcast batch dims).
 #include <cmath>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/ops.h"
@@ -40,7 +41,8 @@ std::int64_t count_of(const Shape& shape, const std::vector<int>& dims) {
 
 }  // namespace
 
-Tensor sum(const Tensor& x, const std::vector<std::int64_t>& dims, bool keepdim) {
+Tensor sum(const Tensor& x_in, const std::vector<std::int64_t>& dims, bool keepdim) {
+  const Tensor x = amp::autocast("sum", x_in);
   Tensor out = raw::sum(x, dims, keepdim);
   if (!needs_grad({x})) return out;
   const auto nd = normalize_dims("sum", dims, x.dim());
@@ -48,7 +50,8 @@ Tensor sum(const Tensor& x, const std::vector<std::int64_t>& dims, bool keepdim)
   return record(out, "SumBackward", {x}, [full, kept](const Grads& g) { return Grads{spread(g[0], kept, full)}; });
 }
 
-Tensor mean(const Tensor& x, const std::vector<std::int64_t>& dims, bool keepdim) {
+Tensor mean(const Tensor& x_in, const std::vector<std::int64_t>& dims, bool keepdim) {
+  const Tensor x = amp::autocast("mean", x_in);
   Tensor out = raw::reduce(ReduceOp::Mean, x, dims, keepdim);
   if (!needs_grad({x})) return out;
   const auto nd = normalize_dims("mean", dims, x.dim());
@@ -89,7 +92,8 @@ Tensor min(const Tensor& x, const std::vector<std::int64_t>& dims, bool keepdim)
 Tensor argmax(const Tensor& x, std::int64_t dim, bool keepdim) { return raw::arg_reduce(true, x, dim, keepdim); }
 Tensor argmin(const Tensor& x, std::int64_t dim, bool keepdim) { return raw::arg_reduce(false, x, dim, keepdim); }
 
-Tensor logsumexp(const Tensor& x, const std::vector<std::int64_t>& dims, bool keepdim) {
+Tensor logsumexp(const Tensor& x_in, const std::vector<std::int64_t>& dims, bool keepdim) {
+  const Tensor x = amp::autocast("logsumexp", x_in);
   // m is a constant shift: lse(x) = m + log sum exp(x - m) for any m, so no gradient flows through it.
   Tensor m = raw::reduce(ReduceOp::Max, x, dims, true);
   m = raw::where(raw::unary(UnaryOp::IsFinite, m), m, scalar_tensor(0.0, m.dtype(), m.device()));
@@ -98,7 +102,8 @@ Tensor logsumexp(const Tensor& x, const std::vector<std::int64_t>& dims, bool ke
   return squeeze(out, as_i64(normalize_dims("logsumexp", dims, x.dim())));
 }
 
-Tensor norm(const Tensor& x, double p, const std::vector<std::int64_t>& dims, bool keepdim) {
+Tensor norm(const Tensor& x_in, double p, const std::vector<std::int64_t>& dims, bool keepdim) {
+  const Tensor x = amp::autocast("norm", x_in);
   EMBER_CHECK(p >= 1.0 && std::isfinite(p), "norm: p must be finite and >= 1, got " + std::to_string(p));
   const Tensor ax = raw::unary(UnaryOp::Abs, x);
   const Tensor s = raw::sum(p == 1.0 ? ax : raw::unary(UnaryOp::PowScalar, ax, {p}), dims, keepdim);
@@ -118,7 +123,8 @@ Tensor norm(const Tensor& x, double p, const std::vector<std::int64_t>& dims, bo
   });
 }
 
-Tensor cumsum(const Tensor& x, std::int64_t dim) {
+Tensor cumsum(const Tensor& x_in, std::int64_t dim) {
+  const Tensor x = amp::autocast("cumsum", x_in);
   Tensor out = raw::scan(ScanOp::Cumsum, x, dim);
   if (!needs_grad({x})) return out;
   return record(out, "CumsumBackward", {x}, [dim](const Grads& g) {
@@ -128,7 +134,8 @@ Tensor cumsum(const Tensor& x, std::int64_t dim) {
   });
 }
 
-Tensor cumprod(const Tensor& x, std::int64_t dim) {
+Tensor cumprod(const Tensor& x_in, std::int64_t dim) {
+  const Tensor x = amp::autocast("cumprod", x_in);
   Tensor out = raw::scan(ScanOp::Cumprod, x, dim);
   if (!needs_grad({x})) return out;
   SavedTensor sx(x);
@@ -159,7 +166,8 @@ Tensor cumprod(const Tensor& x, std::int64_t dim) {
   });
 }
 
-Tensor softmax(const Tensor& x, std::int64_t dim) {
+Tensor softmax(const Tensor& x_in, std::int64_t dim) {
+  const Tensor x = amp::autocast("softmax", x_in);
   Tensor y = raw::softmax(x, dim, false);
   if (!needs_grad({x})) return y;
   SavedTensor sy(y);
@@ -170,7 +178,8 @@ Tensor softmax(const Tensor& x, std::int64_t dim) {
   });
 }
 
-Tensor log_softmax(const Tensor& x, std::int64_t dim) {
+Tensor log_softmax(const Tensor& x_in, std::int64_t dim) {
+  const Tensor x = amp::autocast("log_softmax", x_in);
   Tensor y = raw::softmax(x, dim, true);
   if (!needs_grad({x})) return y;
   SavedTensor sy(y);
@@ -180,7 +189,9 @@ Tensor log_softmax(const Tensor& x, std::int64_t dim) {
   });
 }
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  const auto ab = amp::autocast_all("matmul", {a_in, b_in});
+  const Tensor &a = ab[0], &b = ab[1];
   raw::check_defined("matmul", a);
   raw::check_defined("matmul", b);
   if (a.dim() == 1 || b.dim() == 1) {

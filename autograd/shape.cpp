@@ -4,6 +4,7 @@
 /// into zeros of the input's shape.
 #include <fmt/format.h>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/ops.h"
@@ -144,7 +145,9 @@ Tensor gather(const Tensor& x, std::int64_t dim, const Tensor& index) {
   });
 }
 
-Tensor scatter_add(const Tensor& x, std::int64_t dim, const Tensor& index, const Tensor& src) {
+Tensor scatter_add(const Tensor& x_in, std::int64_t dim, const Tensor& index, const Tensor& src_in) {
+  const auto xs = amp::autocast_all("scatter_add", {x_in, src_in});
+  const Tensor &x = xs[0], &src = xs[1];
   Tensor out = raw::scatter_add(x, dim, index, src);
   if (!needs_grad({x, src})) return out;
   const Shape src_shape = src.shape();
@@ -163,7 +166,8 @@ Tensor scatter_add(const Tensor& x, std::int64_t dim, const Tensor& index, const
   });
 }
 
-Tensor cat(const std::vector<Tensor>& xs, std::int64_t dim) {
+Tensor cat(const std::vector<Tensor>& xs_in, std::int64_t dim) {
+  const std::vector<Tensor> xs = amp::autocast_all("cat", xs_in);
   Tensor out = raw::cat(xs, dim);
   if (!needs_grad(xs)) return out;
   const int d = normalize_dim("cat", dim, xs[0].dim());
@@ -189,7 +193,7 @@ Tensor stack(const std::vector<Tensor>& xs, std::int64_t dim) {
   }
   const int d = normalize_dim("stack", dim, xs[0].dim() + 1);
   std::vector<Tensor> parts;
-  for (const auto& x : xs) parts.push_back(unsqueeze(x, d));
+  for (const auto& x : amp::autocast_all("stack", xs)) parts.push_back(unsqueeze(x, d));
   return cat(parts, d);
 }
 

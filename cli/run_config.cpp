@@ -16,8 +16,9 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(LanguageModelConfig, vocab_size, d_model, n_l
 
 namespace ember::cli {
 
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(RunConfig, task, data, digits, seq, examples, model, batch, steps, lr, warmup,
-                                   weight_decay, seed, out)
+// Fields missing from the JSON keep their defaults, so checkpoints written before a field existed still load.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RunConfig, task, data, digits, seq, examples, model, batch, steps, lr,
+                                                warmup, weight_decay, seed, out, amp, loss_scaling)
 
 namespace {
 

@@ -30,6 +30,8 @@ struct RunConfig {
   double weight_decay = 0.1;      ///< AdamW decay on matrices and embeddings
   std::uint64_t seed = 0;         ///< data, initial weights and dropout
   std::string out;                ///< output directory (default runs/<task>)
+  std::string amp = "off";        ///< mixed precision: off, fp16 or bf16
+  bool loss_scaling = true;       ///< with amp fp16: dynamic loss scaling
 };
 
 /// The JSON text of a RunConfig.

@@ -79,6 +79,21 @@ std::vector<std::string> choose_mixers(const TrainFlags& f, std::int64_t n_layer
   return names;
 }
 
+/// The Trainer's amp dtype for --amp off|fp16|bf16.
+DType amp_dtype(const std::string& amp) {
+  if (amp == "fp16") return DType::Float16;
+  if (amp == "bf16") return DType::BFloat16;
+  EMBER_CHECK(amp == "off", "--amp: expected off, fp16 or bf16, got '" + amp + "'");
+  return DType::Float32;
+}
+
+/// ", mixed precision fp16 with loss scaling" and the like (empty when off).
+std::string describe_amp(const RunConfig& c) {
+  if (c.amp == "off") return "";
+  const bool scaled = c.amp == "fp16" && c.loss_scaling;
+  return fmt::format(", mixed precision {}{}", c.amp, scaled ? " with loss scaling" : " without loss scaling");
+}
+
 /// "2 layers of softmax", or the layer-by-layer list when the layers differ.
 std::string describe_layers(const nn::LanguageModelConfig& m) {
   if (m.mixers.size() == 1) return fmt::format("{} layers of {}", m.n_layers, m.mixers[0]);
@@ -176,6 +191,8 @@ int run_train(TrainFlags f) {
   tc.out_dir = c.out;
   tc.exact_match = task.exact_match;
   tc.eval_examples = task.exact_match ? 0 : 2000;
+  tc.amp = amp_dtype(c.amp);
+  tc.loss_scaling = c.loss_scaling;
   tc.metadata = {{"ember.run", to_json(c)}, {"ember.alphabet", alphabet_to_json(task.tokenizer.alphabet())}};
   if (c.batch > task.train->size()) {
     fmt::print("batch {} is more than the {} training examples: using batches of {}\n", c.batch, task.train->size(),
@@ -184,9 +201,9 @@ int run_train(TrainFlags f) {
   }
   train::Trainer trainer(model, opt, sched, data::DataLoader(task.train, c.batch, true, c.seed, true), task.held_out, tc);
   if (ckpt) trainer.resume(ckpt_path);
-  fmt::print("ember train: task {} (T = {}, vocab {}), {}, d_model {}, {} parameters, {} steps of {}\n", c.task,
+  fmt::print("ember train: task {} (T = {}, vocab {}), {}, d_model {}, {} parameters, {} steps of {}{}\n", c.task,
              task.seq_len, task.tokenizer.vocab_size(), describe_layers(c.model), c.model.d_model,
-             nn::with_commas(model->num_parameters()), c.steps, c.batch);
+             nn::with_commas(model->num_parameters()), c.steps, c.batch, describe_amp(c));
   std::fflush(stdout);
   train::Trainer::handle_interrupts();
   const train::TrainResult r = trainer.fit();
@@ -195,6 +212,9 @@ int run_train(TrainFlags f) {
                c.out);
     return 130;
   }
+  if (const amp::GradScaler* s = trainer.scaler())
+    fmt::print("loss scale: {:g} ({} of {} steps skipped for a gradient overflow)\n", s->get_scale(),
+               s->skipped_steps(), r.step);
   print_examples(*model, task, 5);
   print_sample(*model, task);
   fmt::print("checkpoint: {}\nmetrics: {}\ncurves: {}\n", ckpt_path, (std::filesystem::path(c.out) / "metrics.csv").string(),
@@ -236,6 +256,10 @@ Command add_train_command(CLI::App& sub) {
       ->check(CLI::IsMember({"learned", "rope", "none"}))
       ->capture_default_str();
   sub.add_option("--out", c.out, "Output directory (default runs/<task>)");
+  sub.add_option("--amp", c.amp, "Mixed precision: off, fp16 (with dynamic loss scaling) or bf16")
+      ->check(CLI::IsMember({"off", "fp16", "bf16"}))
+      ->capture_default_str();
+  sub.add_flag("--no-loss-scaling{false}", c.loss_scaling, "With --amp fp16: train without loss scaling");
   sub.add_flag("--resume", f->resume, "Continue the run saved in --out");
   return [f]() {
     if (!f->run.data.empty()) f->run.task = "text";

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/backend.h"
@@ -32,8 +33,10 @@ void check_vector(const char* op, const char* what, const Tensor& t, std::int64_
                                           " but the input is " + dtype_name(x.dtype()));
 }
 
-Tensor norm(bool rms, const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+Tensor norm(bool rms, const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, double eps) {
   const char* op = rms ? "rms_norm" : "layer_norm";
+  const auto in = amp::autocast_all(op, {x_in, weight_in, bias_in});
+  const Tensor &x = in[0], &weight = in[1], &bias = in[2];
   raw::check_defined(op, x);
   EMBER_CHECK(x.dim() >= 1 && x.shape().back() > 0, std::string(op) + ": expected [..., D] with D > 0, got " +
                                                         shape_str(x.shape()));
@@ -60,6 +63,11 @@ Tensor norm(bool rms, const Tensor& x, const Tensor& weight, const Tensor& bias,
                 });
 }
 
+/// The dtype of an attention kernel's logsumexp: Float32 for 16-bit inputs (its exponent feeds the backward).
+DType lse_dtype(const Tensor& q) {
+  return q.dtype() == DType::Float16 || q.dtype() == DType::BFloat16 ? DType::Float32 : q.dtype();
+}
+
 /// The shape checks shared by naive_attention and flash_attention.
 void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
   for (const Tensor* t : {&q, &k, &v}) raw::check_defined("attention", *t);
@@ -74,9 +82,11 @@ void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool cau
 
 }  // namespace
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  raw::check_defined("linear", x);
-  raw::check_defined("linear", weight);
+Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in) {
+  raw::check_defined("linear", x_in);
+  raw::check_defined("linear", weight_in);
+  const auto cast = amp::autocast_all("linear", {x_in, weight_in, bias_in});
+  const Tensor &x = cast[0], &weight = cast[1], &bias = cast[2];
   EMBER_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.shape().back() == weight.shape()[1],
               "linear: input " + shape_str(x.shape()) + " does not fit weight " + shape_str(weight.shape()) +
                   " (expected [..., in] with weight [out, in])");
@@ -139,15 +149,17 @@ Tensor naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool c
   return matmul(attention_softmax(matmul(q, transpose(k, -1, -2)), scale, causal), v);
 }
 
-Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal) {
-  check_attention(q, k, v, causal);
+Tensor flash_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, bool causal) {
+  check_attention(q_in, k_in, v_in, causal);
+  const auto in = amp::autocast_all("flash_attention", {q_in, k_in, v_in});
+  const Tensor &q = in[0], &k = in[1], &v = in[2];
   EMBER_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype(),
               "attention: q, k, v must share a dtype, got " + dtype_name(q.dtype()) + ", " + dtype_name(k.dtype()) +
                   ", " + dtype_name(v.dtype()));
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.shape()[3]));
   const Tensor Q = raw::contiguous(q), K = raw::contiguous(k), V = raw::contiguous(v);
   Tensor out = empty(Q.shape(), Q.dtype(), Q.device());
-  Tensor lse = empty({Q.shape()[0], Q.shape()[1], Q.shape()[2]}, Q.dtype(), Q.device());
+  Tensor lse = empty({Q.shape()[0], Q.shape()[1], Q.shape()[2]}, lse_dtype(Q), Q.device());
   backend_for(Q.device()).flash_attention_forward(Q, K, V, scale, causal, out, lse);
   if (!needs_grad({q, k, v})) return out;
   SavedTensor sq(Q), sk(K), sv(V), so(out), sl(lse);
@@ -163,8 +175,11 @@ Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool c
   });
 }
 
-Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v, const BlockSparseLayout& layout) {
-  check_attention(q, k, v, true);
+Tensor block_sparse_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
+                              const BlockSparseLayout& layout) {
+  check_attention(q_in, k_in, v_in, true);
+  const auto in = amp::autocast_all("block_sparse_attention", {q_in, k_in, v_in});
+  const Tensor &q = in[0], &k = in[1], &v = in[2];
   EMBER_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype(),
               "block_sparse_attention: q, k, v must share a dtype, got " + dtype_name(q.dtype()) + ", " +
                   dtype_name(k.dtype()) + ", " + dtype_name(v.dtype()));
@@ -177,7 +192,7 @@ Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.shape()[3]));
   const Tensor Q = raw::contiguous(q), K = raw::contiguous(k), V = raw::contiguous(v);
   Tensor out = empty(Q.shape(), Q.dtype(), Q.device());
-  Tensor lse = empty({Q.shape()[0], Q.shape()[1], Tq}, Q.dtype(), Q.device());
+  Tensor lse = empty({Q.shape()[0], Q.shape()[1], Tq}, lse_dtype(Q), Q.device());
   backend_for(Q.device()).block_sparse_attention_forward(Q, K, V, layout, scale, out, lse);
   if (!needs_grad({q, k, v})) return out;
   SavedTensor sq(Q), sk(K), sv(V), so(out), sl(lse);
@@ -193,8 +208,9 @@ Tensor block_sparse_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   });
 }
 
-Tensor attention_softmax(const Tensor& scores, double scale, bool causal) {
-  raw::check_defined("attention_softmax", scores);
+Tensor attention_softmax(const Tensor& scores_in, double scale, bool causal) {
+  raw::check_defined("attention_softmax", scores_in);
+  const Tensor scores = amp::autocast("attention_softmax", scores_in);
   EMBER_CHECK(scores.dim() >= 2, "attention_softmax: expected scores [..., Tq, Tk], got " + shape_str(scores.shape()));
   const Tensor S = raw::contiguous(scores);
   Tensor P = empty(S.shape(), S.dtype(), S.device());

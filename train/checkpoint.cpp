@@ -12,6 +12,7 @@ namespace {
 
 constexpr const char* kModel = "model.";
 constexpr const char* kOptim = "optim.";
+constexpr const char* kScaler = "amp.scaler.";
 
 Tensor int_scalar(std::int64_t v) { return from_vector(std::vector<std::int64_t>{v}, {}); }
 
@@ -28,10 +29,11 @@ std::int64_t read_int(const safetensors::Contents& c, const std::string& name, c
 
 void save_checkpoint(const std::string& path, const nn::Module& model, const optim::Optimizer& optimizer,
                      std::int64_t step, const data::LoaderState& loader,
-                     const std::map<std::string, std::string>& metadata) {
+                     const std::map<std::string, std::string>& metadata, const optim::NamedTensors& scaler) {
   safetensors::TensorList list;
   for (const auto& [name, t] : model.state_dict()) list.emplace_back(kModel + name, t);
   for (const auto& [name, t] : optimizer.state_dict()) list.emplace_back(kOptim + name, t);
+  for (const auto& [name, t] : scaler) list.emplace_back(kScaler + name, t);
   list.emplace_back("trainer.step", int_scalar(step));
   list.emplace_back("trainer.loader_epoch", int_scalar(loader.epoch));
   list.emplace_back("trainer.loader_position", int_scalar(loader.position));
@@ -46,6 +48,7 @@ Checkpoint load_checkpoint(const std::string& path) {
   for (const auto& [name, t] : c.tensors) {
     if (name.starts_with(kModel)) ckpt.model.emplace_back(name.substr(6), t);
     if (name.starts_with(kOptim)) ckpt.optimizer.emplace_back(name.substr(6), t);
+    if (name.starts_with(kScaler)) ckpt.scaler.emplace_back(name.substr(std::string_view(kScaler).size()), t);
   }
   ckpt.step = read_int(c, "trainer.step", path);
   ckpt.loader.epoch = read_int(c, "trainer.loader_epoch", path);

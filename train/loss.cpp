@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/ops.h"
@@ -194,7 +195,7 @@ void dispatch_float(const Tensor& x, F&& f) {
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, std::int64_t ignore_index, double label_smoothing) {
   check_ce_inputs(logits, target, label_smoothing);
-  Tensor x = logits;
+  Tensor x = amp::autocast("cross_entropy", logits);
   if (x.dtype() != DType::Float32 && x.dtype() != DType::Float64) x = x.to(DType::Float32);
   x = x.contiguous();
   const Tensor y = raw::contiguous(target);
@@ -225,9 +226,11 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, std::int64_t ig
   });
 }
 
-Tensor mse_loss(const Tensor& input, const Tensor& target) {
-  raw::check_defined("mse_loss", input);
-  raw::check_defined("mse_loss", target);
+Tensor mse_loss(const Tensor& input_in, const Tensor& target_in) {
+  raw::check_defined("mse_loss", input_in);
+  raw::check_defined("mse_loss", target_in);
+  const auto in = amp::autocast_all("mse_loss", {input_in, target_in});
+  const Tensor &input = in[0], &target = in[1];
   EMBER_CHECK(input.shape() == target.shape(), fmt::format("mse_loss: input of shape {} and target of shape {} differ",
                                                            shape_str(input.shape()), shape_str(target.shape())));
   return mean(square(sub(input, target)));

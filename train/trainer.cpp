@@ -51,7 +51,15 @@ Trainer::Trainer(std::shared_ptr<nn::Module> model, std::shared_ptr<optim::Optim
                           "eval_batch_size {}, clip {})",
                           config_.steps, config_.log_every, config_.eval_every, config_.checkpoint_every,
                           config_.eval_batch_size, config_.clip_grad_norm));
+  EMBER_CHECK(config_.amp == DType::Float32 || config_.amp == DType::Float16 || config_.amp == DType::BFloat16,
+              "Trainer: amp must be float32 (off), float16 or bfloat16, got " + dtype_name(config_.amp));
+  if (config_.amp == DType::Float16 && config_.loss_scaling) scaler_ = std::make_unique<amp::GradScaler>(config_.scaler);
   if (!config_.out_dir.empty()) std::filesystem::create_directories(config_.out_dir);
+}
+
+amp::Autocast Trainer::autocast() const {
+  const bool on = config_.amp != DType::Float32;
+  return amp::Autocast(on ? config_.amp : DType::Float16, on);
 }
 
 std::string Trainer::path(const std::string& file) const {
@@ -62,10 +70,24 @@ double Trainer::train_step(const data::Batch& batch) {
   model_->train();
   optimizer_->set_lr(schedule_->lr(step_));
   optimizer_->zero_grad();
-  const Tensor loss = cross_entropy(model_->forward(batch.input), batch.target);
-  loss.backward();
+  Tensor loss;
+  {
+    const amp::Autocast region = autocast();
+    loss = cross_entropy(model_->forward(batch.input), batch.target);
+  }
+  if (scaler_) {
+    scaler_->scale(loss).backward();
+    scaler_->unscale_(*optimizer_);  // clipping below sees the true gradients
+  } else {
+    loss.backward();
+  }
   if (config_.clip_grad_norm > 0) optim::clip_grad_norm(model_->parameters(), config_.clip_grad_norm);
-  optimizer_->step();
+  if (scaler_) {
+    scaler_->step(*optimizer_);  // skipped when a gradient overflowed
+    scaler_->update();
+  } else {
+    optimizer_->step();
+  }
   ++step_;
   const double value = loss.item();
   losses_.push_back(value);
@@ -76,6 +98,7 @@ EvalResult Trainer::evaluate() {
   EvalResult r;
   if (!held_out_ || held_out_->size() == 0) return r;
   NoGradGuard no_grad;
+  const amp::Autocast region = autocast();
   model_->eval();
   const std::int64_t n = held_out_->size();
   const std::int64_t m = config_.eval_examples > 0 ? std::min(n, config_.eval_examples) : n;
@@ -105,12 +128,14 @@ EvalResult Trainer::evaluate() {
 
 void Trainer::save() const {
   if (config_.out_dir.empty()) return;
-  save_checkpoint(path("checkpoint.safetensors"), *model_, *optimizer_, step_, train_.state(), config_.metadata);
+  save_checkpoint(path("checkpoint.safetensors"), *model_, *optimizer_, step_, train_.state(), config_.metadata,
+                  scaler_ ? scaler_->state_dict() : optim::NamedTensors{});
 }
 
 void Trainer::resume(const std::string& checkpoint_path) {
   const Checkpoint ckpt = load_checkpoint(checkpoint_path);
   restore(ckpt, *model_, *optimizer_);
+  if (scaler_ && !ckpt.scaler.empty()) scaler_->load_state_dict(ckpt.scaler);  // else: a fresh scale
   train_.set_state(ckpt.loader);
   step_ = ckpt.step;
   // Rows after the checkpoint's step belong to the part of the old run that is being redone.

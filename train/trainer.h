@@ -5,6 +5,10 @@
 ///
 /// The model maps a batch's input to logits [..., V] and the loss is cross_entropy(logits, target) with
 /// ignore_index −100, so one loop trains sequence models ([B, T] tokens) and classifiers ([B, F] features).
+/// With `amp` set to Float16 or BFloat16 the forward pass and the loss run inside an amp::Autocast region (the
+/// parameters stay Float32: they are the master weights), and Float16 adds dynamic loss scaling (amp::GradScaler)
+/// unless `loss_scaling` is off; the scaler's state travels in the checkpoint.
+///
 /// Accuracy is the exact match of rows (a row counts when the argmax is right at every scored position), or
 /// the fraction of scored tokens predicted right (character models).
 #pragma once
@@ -17,6 +21,7 @@
 #include <vector>
 
 #include "layers/module.h"
+#include "train/amp.h"
 #include "train/data/loader.h"
 #include "train/metrics.h"
 #include "train/optim.h"
@@ -37,6 +42,9 @@ struct TrainerConfig {
   std::string out_dir;                 ///< checkpoint.safetensors, metrics.csv, curves.svg (empty: no files)
   bool progress = true;                ///< show progress on stdout
   std::map<std::string, std::string> metadata;  ///< stored in checkpoints (the run's configuration)
+  DType amp = DType::Float32;          ///< Float16 or BFloat16: mixed precision in that dtype (Float32: off)
+  bool loss_scaling = true;            ///< with amp = Float16: dynamic loss scaling
+  amp::GradScalerConfig scaler;        ///< the loss scaler's hyperparameters
 };
 
 /// Held-out loss and accuracy.
@@ -75,6 +83,8 @@ class Trainer {
   const std::vector<double>& losses() const { return losses_; }
   /// Steps done so far.
   std::int64_t step() const { return step_; }
+  /// The loss scaler (null unless amp is Float16 with loss_scaling).
+  const amp::GradScaler* scaler() const { return scaler_.get(); }
   /// Writes the checkpoint now (to out_dir/checkpoint.safetensors).
   void save() const;
   /// Installs a SIGINT handler that makes fit() stop after the current step (call once per process).
@@ -94,6 +104,8 @@ class Trainer {
   std::string path(const std::string& file) const;
   void log_row(double train_loss, double tokens_per_s, const EvalResult* eval);
   void write_plot() const;
+  /// A region of the configured amp dtype, disabled when amp is off.
+  amp::Autocast autocast() const;
 
   std::shared_ptr<nn::Module> model_;
   std::shared_ptr<optim::Optimizer> optimizer_;
@@ -103,7 +115,8 @@ class Trainer {
   TrainerConfig config_;
   std::int64_t step_ = 0;
   std::vector<double> losses_;
-  std::unique_ptr<MetricsLog> metrics_;  // out_dir/metrics.csv, opened by fit() or resume()
+  std::unique_ptr<MetricsLog> metrics_;
+  std::unique_ptr<amp::GradScaler> scaler_;  // Float16 with loss scaling only  // out_dir/metrics.csv, opened by fit() or resume()
 };
 
 }  // namespace ember::train

@@ -108,6 +108,10 @@ void backward_head(const Geometry& g, const T* q, const T* k, const T* v, const 
 
 void CpuBackend::flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal,
                                          const Tensor& out, const Tensor& lse) {
+  if (cpu::is_16bit(q.dtype()))
+    return cpu::through_float32({q, k, v}, {out, lse}, [&](const auto& in, const auto& o) {
+      flash_attention_forward(in[0], in[1], in[2], scale, causal, o[0], o[1]);
+    });
   const Geometry g{q.shape()[0] * q.shape()[1], q.shape()[2], k.shape()[2], q.shape()[3], causal};
   const std::int64_t tiles = (g.Tq + kBr - 1) / kBr, n = g.BH * tiles;
   cpu::dispatch_float_double("flash_attention_forward", q.dtype(), [&](auto tag) {
@@ -126,6 +130,10 @@ void CpuBackend::flash_attention_forward(const Tensor& q, const Tensor& k, const
 void CpuBackend::flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                           const Tensor& lse, const Tensor& dout, double scale, bool causal,
                                           const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+  if (cpu::is_16bit(q.dtype()))
+    return cpu::through_float32({q, k, v, out, lse, dout}, {dq, dk, dv}, [&](const auto& in, const auto& o) {
+      flash_attention_backward(in[0], in[1], in[2], in[3], in[4], in[5], scale, causal, o[0], o[1], o[2]);
+    });
   const Geometry g{q.shape()[0] * q.shape()[1], q.shape()[2], k.shape()[2], q.shape()[3], causal};
   cpu::dispatch_float_double("flash_attention_backward", q.dtype(), [&](auto tag) {
     using T = decltype(tag);

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <type_traits>
 #include <vector>
 
@@ -86,6 +87,17 @@ inline void dispatch_float_double(const char* op, DType dtype, F&& f) {
     default: throw Error(std::string(op) + ": expected Float32 or Float64, got " + dtype_name(dtype));
   }
 }
+
+/// True for Float16 and BFloat16.
+bool is_16bit(DType dtype);
+
+/// A kernel over Float32 (or Float64) tensors: inputs, then outputs to write.
+using Float32Kernel = std::function<void(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs)>;
+
+/// Runs `run` with Float32 copies of the 16-bit `inputs` and Float32 buffers in place of the 16-bit `outputs`
+/// (other tensors are passed as they are), then rounds those buffers into `outputs`: the CPU path of kernels
+/// written for Float32/Float64 only.
+void through_float32(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, const Float32Kernel& run);
 
 /// Runs row(offsets, n, inner_strides) over every innermost row of the geometry; offsets are the
 /// element offsets of each operand at the row start. Rows run in parallel when the loop is large.

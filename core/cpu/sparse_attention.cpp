@@ -119,6 +119,10 @@ std::int64_t work_of(const Geometry& g) {
 void CpuBackend::block_sparse_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v,
                                                 const BlockSparseLayout& layout, double scale, const Tensor& out,
                                                 const Tensor& lse) {
+  if (cpu::is_16bit(q.dtype()))
+    return cpu::through_float32({q, k, v}, {out, lse}, [&](const auto& in, const auto& o) {
+      block_sparse_attention_forward(in[0], in[1], in[2], layout, scale, o[0], o[1]);
+    });
   const Geometry g{q.shape()[0] * q.shape()[1], q.shape()[2], k.shape()[2], q.shape()[3], layout};
   if (g.Tq == 0) return;
   const std::int64_t rows = layout.block_rows() - g.first_row(), n = g.BH * rows;
@@ -137,6 +141,10 @@ void CpuBackend::block_sparse_attention_forward(const Tensor& q, const Tensor& k
 void CpuBackend::block_sparse_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                                  const Tensor& lse, const Tensor& dout, const BlockSparseLayout& layout,
                                                  double scale, const Tensor& dq, const Tensor& dk, const Tensor& dv) {
+  if (cpu::is_16bit(q.dtype()))
+    return cpu::through_float32({q, k, v, out, lse, dout}, {dq, dk, dv}, [&](const auto& in, const auto& o) {
+      block_sparse_attention_backward(in[0], in[1], in[2], in[3], in[4], in[5], layout, scale, o[0], o[1], o[2]);
+    });
   const Geometry g{q.shape()[0] * q.shape()[1], q.shape()[2], k.shape()[2], q.shape()[3], layout};
   cpu::dispatch_float_double("block_sparse_attention_backward", q.dtype(), [&](auto tag) {
     using T = decltype(tag);

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/backend.h"
@@ -102,7 +103,9 @@ void check_init_state(std::int64_t batch, std::int64_t max_len, const char* laye
 
 }  // namespace
 
-Tensor wkv(const Tensor& w, const Tensor& u, const Tensor& k, const Tensor& v) {
+Tensor wkv(const Tensor& w_in, const Tensor& u_in, const Tensor& k_in, const Tensor& v_in) {
+  const auto in = amp::autocast_all("wkv", {w_in, u_in, k_in, v_in});
+  const Tensor &w = in[0], &u = in[1], &k = in[2], &v = in[3];
   check_wkv(w, u, k, v);
   const Tensor W = raw::contiguous(w), U = raw::contiguous(u), K = raw::contiguous(k), V = raw::contiguous(v);
   Tensor y = empty(K.shape(), K.dtype(), K.device());

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "core/backend.h"
@@ -43,8 +44,10 @@ void check_scan(const char* op, const Tensor& x, const Tensor& delta, const Tens
 
 }  // namespace
 
-Tensor selective_scan(const Tensor& x, const Tensor& delta, const Tensor& A, const Tensor& B, const Tensor& C,
-                      std::int64_t chunk) {
+Tensor selective_scan(const Tensor& x_in, const Tensor& delta_in, const Tensor& A_in, const Tensor& B_in,
+                      const Tensor& C_in, std::int64_t chunk) {
+  const auto in = amp::autocast_all("selective_scan", {x_in, delta_in, A_in, B_in, C_in});
+  const Tensor &x = in[0], &delta = in[1], &A = in[2], &B = in[3], &C = in[4];
   check_scan("selective_scan", x, delta, A, B, C);
   EMBER_CHECK(chunk >= 1, fmt::format("selective_scan: chunk must be >= 1, got {}", chunk));
   const std::int64_t Bt = x.shape()[0], T = x.shape()[1], E = x.shape()[2], N = A.shape()[1];

@@ -35,6 +35,7 @@ expect_misuse "preset and mixer together" train --preset transnormer --mixer lin
 expect_misuse "unknown preset" train --preset gpt5 --steps 1
 expect_misuse "mixer option without a number" train --mixer linear --mixer-option chunk=x --steps 1
 expect_misuse "mixer option the mixer does not read" train --mixer linear --mixer-option chnk=8 --steps 1
+expect_misuse "unknown amp format" train --amp fp8 --steps 1
 "$ember" train --help >/dev/null 2>&1 || fail "train --help exits non-zero"
 
 "$ember" train --digits 1 --steps 30 --dim 32 --heads 2 --layers 1 --out run1 >train.txt 2>&1
@@ -77,6 +78,17 @@ grep -q "T = 10," sc.txt && grep -q "T = 10," sc2.txt || fail "resume changed th
 "$ember" train --digits 1 --steps 3 --dim 32 --layers 1 --mixer rwkv --mlp rwkv --out run_rwkv >rwkv.txt 2>&1 ||
   fail "rwkv run failed: $(tail -3 rwkv.txt)"
 grep -Eq '^final: step=3 ' rwkv.txt || fail "rwkv summary: $(tail -2 rwkv.txt)"
+
+# Mixed precision: fp16 reports its loss scale, and a resumed run keeps the precision it was started with.
+"$ember" train --digits 1 --steps 4 --dim 32 --heads 2 --layers 1 --amp fp16 --out run_fp16 >fp16.txt 2>&1 ||
+  fail "fp16 run failed: $(tail -3 fp16.txt)"
+grep -q "mixed precision fp16 with loss scaling" fp16.txt || fail "fp16 not reported: $(head -1 fp16.txt)"
+grep -Eq '^loss scale: [0-9]+ \([0-9]+ of 4 steps skipped' fp16.txt || fail "no loss scale line: $(tail -4 fp16.txt)"
+"$ember" train --resume --out run_fp16 --steps 6 >fp16b.txt 2>&1 || fail "fp16 resume failed: $(tail -3 fp16b.txt)"
+grep -q "mixed precision fp16 with loss scaling" fp16b.txt || fail "resume lost --amp: $(head -1 fp16b.txt)"
+"$ember" train --digits 1 --steps 3 --dim 32 --heads 2 --layers 1 --amp bf16 --mixer mamba --out run_bf16 >bf16.txt 2>&1 ||
+  fail "bf16 mamba run failed: $(tail -3 bf16.txt)"
+grep -q "mixed precision bf16 without loss scaling" bf16.txt || fail "bf16 not reported: $(head -1 bf16.txt)"
 
 [ "$failures" -eq 0 ] && echo "all ember command checks passed"
 exit $((failures > 0))

@@ -161,8 +161,8 @@ TEST_CASE("float16: rounding matches the nearest-value search at every tie and a
   CHECK(bad == 0);
   // Random bit patterns cover every exponent; random values cover the half range densely.
   Generator gen(7);
-  const auto bits = randint(0, 1ll << 32, {100000}, DType::Int64, Device::cpu(), &gen).to_vector<std::int64_t>();
-  const auto vals = rand({100000}, DType::Float64, Device::cpu(), -70000, 70000, &gen).to_vector<double>();
+  const auto bits = randint(0, 1ll << 32, {1000000}, DType::Int64, Device::cpu(), &gen).to_vector<std::int64_t>();
+  const auto vals = rand({1000000}, DType::Float64, Device::cpu(), -70000, 70000, &gen).to_vector<double>();
   bad = 0;
   for (std::size_t i = 0; i < bits.size(); ++i) {
     for (float f : {std::bit_cast<float>(static_cast<std::uint32_t>(bits[i])), static_cast<float>(vals[i]),
@@ -218,7 +218,7 @@ TEST_CASE("bfloat16: every bit pattern decodes to the IEEE value and round-trips
       if (float_to_bf16_bits(f) != ref_bf16(f)) ++bad;
   }
   Generator gen(8);
-  const auto bits = randint(0, 1ll << 32, {100000}, DType::Int64, Device::cpu(), &gen).to_vector<std::int64_t>();
+  const auto bits = randint(0, 1ll << 32, {1000000}, DType::Int64, Device::cpu(), &gen).to_vector<std::int64_t>();
   for (auto x : bits) {
     const float f = std::bit_cast<float>(static_cast<std::uint32_t>(x));
     if (!std::isnan(f) && float_to_bf16_bits(f) != ref_bf16(f)) ++bad;
