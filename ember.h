@@ -29,6 +29,7 @@
 #include "layers/attention/performer_attention.h"
 #include "layers/attention/sparse_attention.h"
 #include "layers/containers.h"
+#include "layers/decoding/medusa_tree.h"
 #include "layers/dropout.h"
 #include "layers/functional.h"
 #include "layers/linear.h"
