@@ -57,6 +57,14 @@ double MixerConfig::option(const std::string& name, double fallback) const {
   return it == options.end() ? fallback : it->second;
 }
 
+Tensor SequenceMixer::verify_tree(const Tensor&, const Tensor&, const Tensor&, MixerState&) const {
+  throw Error(type_name() + ": verify_tree needs attention over a KV cache; this mixer verifies chains by stepping");
+}
+
+void SequenceMixer::accept_tree(MixerState&, const std::vector<std::int64_t>&) const {
+  throw Error(type_name() + ": accept_tree needs attention over a KV cache; this mixer verifies chains by stepping");
+}
+
 std::shared_ptr<SequenceMixer> make_mixer(const std::string& name, const MixerConfig& config) {
   const auto it = registry().find(name);
   if (it == registry().end()) {

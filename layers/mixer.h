@@ -39,7 +39,18 @@ struct MixerConfig {
 struct MixerState {
   virtual ~MixerState() = default;
   std::int64_t position = 0;  ///< how many tokens have been consumed
+  /// A deep copy (every tensor copied, nothing shared): speculative decoding keeps one after each drafted token of
+  /// a chain, to roll back to the accepted prefix.
+  virtual std::unique_ptr<MixerState> clone() const = 0;
 };
+
+/// clone() for a state type S whose members `members` are its tensors: a copy of S with each of them copied.
+template <class S, class... M>
+std::unique_ptr<MixerState> clone_state(const S& state, M S::*... members) {
+  auto copy = std::make_unique<S>(state);
+  ((copy.get()->*members = (state.*members).defined() ? (state.*members).clone() : Tensor()), ...);
+  return copy;
+}
 
 /// The base of every token mixer.
 class SequenceMixer : public Module {
@@ -55,6 +66,22 @@ class SequenceMixer : public Module {
   /// True when the mixer's own initialisation is part of the technique (an SSM's step sizes and decays, RWKV's
   /// zero projections), so that LanguageModel keeps it instead of redrawing its Linear layers GPT-2 style.
   virtual bool keeps_own_init() const { return false; }
+
+  /// True when verify_tree() works (softmax attention over a KV cache: "softmax", "flash_attention"). Mixers that
+  /// cannot attend over a tree (recurrent state, local or sparse attention) verify a chain of drafted tokens by
+  /// stepping, and are rolled back to the accepted prefix with MixerState::clone() (LanguageModel::verify).
+  virtual bool supports_tree() const { return false; }
+  /// Tree verification for speculative decoding (Medusa): x [B, n, D] are n drafted tokens after the consumed
+  /// prefix, arranged as a tree. Token i sees the prefix and the drafted tokens j with tree_mask[i][j]
+  /// (tree_mask [n, n] Bool: itself and its ancestors) and sits at position state.position + depth[i] (depth [n]
+  /// Int64). Returns [B, n, D], each token's output as if its root-to-token path had been stepped. Keeps what the
+  /// tokens leave in the state (their keys and values) without advancing state.position. Records no gradients.
+  /// Throws ember::Error unless supports_tree().
+  virtual Tensor verify_tree(const Tensor& x, const Tensor& tree_mask, const Tensor& depth, MixerState& state) const;
+  /// After verify_tree(): keeps the verified tokens `path` (indices in [0, n), a root-to-node path in order) as the
+  /// next path.size() positions and advances state.position by that many. Throws ember::Error unless
+  /// supports_tree().
+  virtual void accept_tree(MixerState& state, const std::vector<std::int64_t>& path) const;
 };
 
 /// Makes a mixer from a config.

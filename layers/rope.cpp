@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "autograd/ops.h"
 #include "layers/functional.h"
 
 namespace ember::nn {
@@ -18,6 +19,10 @@ RotaryEmbedding::RotaryEmbedding(std::int64_t head_dim, std::int64_t max_len, do
 }
 
 Tensor RotaryEmbedding::rotate(const Tensor& x, std::int64_t start) const { return apply_rope(x, cos, sin, start); }
+
+Tensor RotaryEmbedding::rotate_at(const Tensor& x, const Tensor& positions) const {
+  return apply_rope(x, index_select(cos, 0, positions), index_select(sin, 0, positions), 0);
+}
 
 std::string RotaryEmbedding::extra_repr() const {
   return fmt::format("head_dim={}, max_len={}, base={:g}", 2 * cos.shape()[1], cos.shape()[0], base_);

@@ -16,6 +16,8 @@ class RotaryEmbedding : public Module {
   Tensor forward(const Tensor& x) override { return rotate(x, 0); }
   /// x: [B, H, T, d] -> x rotated at positions start..start+T−1.
   Tensor rotate(const Tensor& x, std::int64_t start) const;
+  /// x: [B, H, n, d] -> x rotated at the given positions [n] (Int64), one per row (tree verification).
+  Tensor rotate_at(const Tensor& x, const Tensor& positions) const;
   Tensor cos;  ///< [max_len, d/2], cos(m θ_i)
   Tensor sin;  ///< [max_len, d/2], sin(m θ_i)
 

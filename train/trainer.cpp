@@ -57,6 +57,11 @@ Trainer::Trainer(std::shared_ptr<nn::Module> model, std::shared_ptr<optim::Optim
   if (!config_.out_dir.empty()) std::filesystem::create_directories(config_.out_dir);
 }
 
+void Trainer::set_objective(Objective objective) {
+  EMBER_CHECK(objective != nullptr, "Trainer::set_objective: the objective is empty");
+  objective_ = std::move(objective);
+}
+
 amp::Autocast Trainer::autocast() const {
   const bool on = config_.amp != DType::Float32;
   return amp::Autocast(on ? config_.amp : DType::Float16, on);
@@ -73,7 +78,8 @@ double Trainer::train_step(const data::Batch& batch) {
   Tensor loss;
   {
     const amp::Autocast region = autocast();
-    loss = cross_entropy(model_->forward(batch.input), batch.target);
+    loss = objective_ ? objective_(*model_, batch.input, batch.target)
+                      : cross_entropy(model_->forward(batch.input), batch.target);
   }
   if (scaler_) {
     scaler_->scale(loss).backward();

@@ -61,6 +61,11 @@ struct TrainResult {
   bool interrupted = false;  ///< stopped by Ctrl-C (a checkpoint was saved)
 };
 
+/// The training loss of one batch: (model, input, target) -> a scalar. The default is
+/// cross_entropy(model.forward(input), target); models with extra objectives (Medusa heads, multi-token prediction)
+/// set their own.
+using Objective = std::function<Tensor(nn::Module& model, const Tensor& input, const Tensor& target)>;
+
 /// The training loop over a model, an optimizer, a schedule and data.
 class Trainer {
  public:
@@ -77,6 +82,8 @@ class Trainer {
   TrainResult fit();
   /// Loss and accuracy on the held-out set (model in eval mode, no gradients).
   EvalResult evaluate();
+  /// Replaces the training loss (evaluation stays the next-token cross-entropy of model.forward(input)).
+  void set_objective(Objective objective);
   /// One training step on `batch`; returns its loss.
   double train_step(const data::Batch& batch);
   /// The training loss of every step this Trainer ran, in order.
@@ -116,7 +123,8 @@ class Trainer {
   std::int64_t step_ = 0;
   std::vector<double> losses_;
   std::unique_ptr<MetricsLog> metrics_;
-  std::unique_ptr<amp::GradScaler> scaler_;  // Float16 with loss scaling only  // out_dir/metrics.csv, opened by fit() or resume()
+  std::unique_ptr<amp::GradScaler> scaler_;  // Float16 with loss scaling only
+  Objective objective_;  // out_dir/metrics.csv, opened by fit() or resume()
 };
 
 }  // namespace ember::train

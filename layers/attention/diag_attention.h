@@ -15,6 +15,8 @@ namespace ember::nn {
 /// Causal softmax attention restricted to blocks of `block` tokens.
 class DiagAttention : public MultiHeadAttention {
  public:
+  /// False: a token sees only its own block, so a tree's masked scores would be wrong; chains verify by stepping.
+  bool supports_tree() const override { return false; }
   /// MultiHeadAttention's config plus options["block"] (default 64, > 0).
   explicit DiagAttention(const MixerConfig& config);
 

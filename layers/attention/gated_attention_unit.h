@@ -36,6 +36,7 @@ Tensor relu_squared_scores(const Tensor& q, const Tensor& k, double n);
 struct GauCache : MixerState {
   Tensor k;  ///< [B, max_len, s]; rows 0..position−1 are filled
   Tensor v;  ///< [B, max_len, e]
+  std::unique_ptr<MixerState> clone() const override { return clone_state(*this, &GauCache::k, &GauCache::v); }
 };
 
 /// Causal single-head GAU; MixedChunkAttention (FLASH) reuses its projections, scale/offset and gated output.

@@ -45,6 +45,7 @@ Tensor causal_linear_attention(const Tensor& phi_q, const Tensor& phi_k, const T
 struct LinearAttentionState : MixerState {
   Tensor S;  ///< [B, H, m, d]: Σ φ(k_j) v_jᵀ over consumed tokens (m = d for elu + 1)
   Tensor z;  ///< [B, H, m]: Σ φ(k_j)
+  std::unique_ptr<MixerState> clone() const override { return clone_state(*this, &LinearAttentionState::S, &LinearAttentionState::z); }
 };
 
 /// Causal multi-head linear attention; the feature map (`feature_map`, and `query_feature_map` for queries) is

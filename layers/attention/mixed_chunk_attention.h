@@ -30,6 +30,7 @@ struct MixedChunkState : MixerState {
   Tensor v;        ///< [B, C, e]: V of the current chunk
   Tensor S;        ///< [B, s, e]: Σ_{h<g} K^lin_hᵀ V_h over the completed chunks
   Tensor S_chunk;  ///< [B, s, e]: K^lin_gᵀ V_g over the current chunk's tokens so far
+  std::unique_ptr<MixerState> clone() const override { return clone_state(*this, &MixedChunkState::k_quad, &MixedChunkState::v, &MixedChunkState::S, &MixedChunkState::S_chunk); }
 };
 
 /// Causal FLASH: GAU projections and gating around chunked quadratic plus linear attention.

@@ -24,6 +24,7 @@ inline constexpr double kNormAttentionEps = 1e-6;
 /// The recurrent state of one NormAttention layer.
 struct NormAttentionState : MixerState {
   Tensor S;  ///< [B, H, d, d]: Σ φ(k_j) v_jᵀ over consumed tokens
+  std::unique_ptr<MixerState> clone() const override { return clone_state(*this, &NormAttentionState::S); }
 };
 
 /// Causal NormAttention: LinearAttention's projections, kernel and chunking, without the denominator, SRMSNorm'd.

@@ -19,6 +19,8 @@ namespace ember::nn {
 /// Causal multi-head self-attention over a sparse pattern; printed as "SparseAttention".
 class SparseAttention : public MultiHeadAttention {
  public:
+  /// False: each token sees only its pattern's keys; chains verify by stepping.
+  bool supports_tree() const override { return false; }
   /// MultiHeadAttention's config plus options "pattern" (0 dense, 1 local, 2 strided, 3 fixed; default 2),
   /// "stride" l (default 32), "block" b (default 8) and "summary" c (fixed only, default 8). l = 32 ≈ √1024 suits
   /// the toy context lengths (max_len 1024 by default): a strided row then sees about l + T/l keys. b is small

@@ -89,6 +89,44 @@ Tensor Block::step(const Tensor& x_t, MixerState& state, MixerState* ffn_state) 
   return h + (channel_mix ? channel_mix->step(x2, *ffn_state) : mlp->forward(x2));
 }
 
+namespace {
+
+/// Steps `mixer` through the n tokens of x [1, n, D] (a chain), keeping a copy of the state after each one.
+Tensor step_chain(const SequenceMixer& mixer, const Tensor& x, MixerState& state,
+                  std::vector<std::unique_ptr<MixerState>>& after) {
+  std::vector<Tensor> ys;
+  for (std::int64_t j = 0; j < x.shape()[1]; ++j) {
+    ys.push_back(mixer.step(select(x, 1, j), state));
+    after.push_back(state.clone());
+  }
+  return stack(ys, 1);
+}
+
+/// True when tree_mask [n, n] is lower-triangular ones and depth = 0..n−1: a chain of n tokens.
+bool is_chain(const Tensor& tree_mask, const Tensor& depth) {
+  const std::int64_t n = depth.numel();
+  const auto mask = tree_mask.to_vector<std::int64_t>(), d = depth.to_vector<std::int64_t>();
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (d[i] != i) return false;
+    for (std::int64_t j = 0; j < n; ++j)
+      if (mask[i * n + j] != (j <= i)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Tensor Block::verify(const Tensor& x, const Tensor& tree_mask, const Tensor& depth, MixerState& state,
+                     MixerState* ffn_state, std::vector<std::unique_ptr<MixerState>>& pending,
+                     std::vector<std::unique_ptr<MixerState>>& pending_ffn) const {
+  const Tensor a = norm1->forward(x);
+  const Tensor h = x + (mixer->supports_tree() ? mixer->verify_tree(a, tree_mask, depth, state)
+                                               : step_chain(*mixer, a, state, pending));
+  const Tensor x2 = norm2->forward(h);
+  EMBER_CHECK(!channel_mix || ffn_state != nullptr, "Block::verify: the channel mix needs its state (init_state)");
+  return h + (channel_mix ? step_chain(*channel_mix, x2, *ffn_state, pending_ffn) : mlp->forward(x2));
+}
+
 LanguageModel::LanguageModel(LanguageModelConfig c) : Module("LanguageModel"), config_(std::move(c)) {
   check_config(config_);
   Generator gen(config_.seed);
@@ -135,13 +173,23 @@ Tensor LanguageModel::embed(const Tensor& ids, std::int64_t start) const {
   return h;
 }
 
-Tensor LanguageModel::hidden(const Tensor& ids) {
+Tensor LanguageModel::embed_at(const Tensor& ids, const Tensor& positions) const {
+  Tensor h = tok_emb->forward(ids);
+  if (pos_emb) h = h + embedding(positions, pos_emb->weight);
+  return h;
+}
+
+Tensor LanguageModel::trunk(const Tensor& ids) {
   EMBER_CHECK(ids.dim() == 2 && ids.dtype() == DType::Int64,
               "LanguageModel: expected ids [B, T] Int64, got " + dtype_name(ids.dtype()) + " " + shape_str(ids.shape()));
   Tensor h = dropout(embed(ids, 0), config_.dropout, is_training());
   for (std::size_t i = 0; i < layers->size(); ++i) h = (*layers)[i]->forward(h);
-  return norm->forward(h);
+  return h;
 }
+
+Tensor LanguageModel::final_norm(const Tensor& z) const { return norm->forward(z); }
+
+Tensor LanguageModel::hidden(const Tensor& ids) { return final_norm(trunk(ids)); }
 
 Tensor LanguageModel::logits(const Tensor& h) const {
   return head ? head->forward(h) : linear(h, tok_emb->weight);
@@ -162,6 +210,12 @@ LanguageModelState LanguageModel::init_state(std::int64_t batch, std::int64_t ma
 
 Tensor LanguageModel::step(const Tensor& ids_t, LanguageModelState& state) const {
   NoGradGuard no_grad;
+  return logits(final_norm(step_trunk(ids_t, state)));
+}
+
+Tensor LanguageModel::step_trunk(const Tensor& ids_t, LanguageModelState& state) const {
+  NoGradGuard no_grad;
+  EMBER_CHECK(state.pending == 0, "LanguageModel::step: accept() the verified tokens first");
   EMBER_CHECK(ids_t.dim() == 1 && ids_t.dtype() == DType::Int64 && state.layers.size() == layers->size() &&
                   state.ffn.size() == layers->size(),
               "LanguageModel::step: expected ids_t [B] Int64 and a state from init_state, got " +
@@ -170,7 +224,76 @@ Tensor LanguageModel::step(const Tensor& ids_t, LanguageModelState& state) const
   for (std::size_t i = 0; i < layers->size(); ++i)
     h = layers->at<Block>(i)->step(h, *state.layers[i], state.ffn[i].get());
   ++state.position;
-  return logits(norm->forward(h));
+  return h;
+}
+
+bool LanguageModel::supports_tree() const {
+  for (std::size_t i = 0; i < layers->size(); ++i) {
+    const auto& block = *layers->at<Block>(i);
+    if (!block.mixer->supports_tree() || block.channel_mix) return false;
+  }
+  return true;
+}
+
+Tensor LanguageModel::verify(const std::vector<std::int64_t>& tokens, const Tensor& tree_mask, const Tensor& depth,
+                             LanguageModelState& state) const {
+  NoGradGuard no_grad;
+  const auto n = static_cast<std::int64_t>(tokens.size());
+  EMBER_CHECK(n > 0 && tree_mask.shape() == (Shape{n, n}) && tree_mask.dtype() == DType::Bool &&
+                  depth.shape() == Shape{n} && depth.dtype() == DType::Int64,
+              fmt::format("LanguageModel::verify: expected {} tokens with tree_mask [{}, {}] Bool and depth [{}] "
+                          "Int64, got tree_mask {} {} and depth {} {}",
+                          n, n, n, n, dtype_name(tree_mask.dtype()), shape_str(tree_mask.shape()),
+                          dtype_name(depth.dtype()), shape_str(depth.shape())));
+  EMBER_CHECK(state.layers.size() == layers->size() && state.pending == 0,
+              "LanguageModel::verify: needs a state from init_state, with the last verify() accepted");
+  for (std::int64_t id : tokens)
+    EMBER_CHECK(id >= 0 && id < config_.vocab_size,
+                fmt::format("LanguageModel::verify: token {} out of range for vocabulary {}", id, config_.vocab_size));
+  const std::int64_t deepest = max(depth).to_vector<std::int64_t>()[0];
+  EMBER_CHECK(depth.to_vector<std::int64_t>()[0] == 0 && state.position + deepest < config_.max_len,
+              fmt::format("LanguageModel::verify: the root must be at depth 0 and positions {}..{} within max_len {}",
+                          state.position, state.position + deepest, config_.max_len));
+  EMBER_CHECK(is_chain(tree_mask, depth) || supports_tree(),
+              "LanguageModel::verify: this model verifies chains only (a mixer without tree attention, or RWKV's "
+              "channel mix); got a tree of " + std::to_string(n) + " tokens");
+  const Tensor positions = add(depth, scalar_tensor(static_cast<double>(state.position), DType::Int64));
+  Tensor h = embed_at(from_vector(tokens, {1, n}), positions);
+  state.pending_layers.clear();
+  state.pending_ffn.clear();
+  state.pending_layers.resize(layers->size());
+  state.pending_ffn.resize(layers->size());
+  for (std::size_t i = 0; i < layers->size(); ++i)
+    h = layers->at<Block>(i)->verify(h, tree_mask, depth, *state.layers[i], state.ffn[i].get(),
+                                     state.pending_layers[i], state.pending_ffn[i]);
+  state.pending = n;
+  return select(h, 0, 0);
+}
+
+void LanguageModel::accept(LanguageModelState& state, const std::vector<std::int64_t>& path) const {
+  const auto m = static_cast<std::int64_t>(path.size());
+  EMBER_CHECK(state.pending > 0 && m > 0 && m <= state.pending && path[0] == 0,
+              fmt::format("LanguageModel::accept: expected a path from token 0 of at most {} verified tokens, got {} "
+                          "tokens",
+                          state.pending, m));
+  for (std::int64_t j = 1; j < m; ++j)
+    EMBER_CHECK(path[j] > path[j - 1] && path[j] < state.pending,
+                fmt::format("LanguageModel::accept: path entry {} ({}) must follow {} and be below {}", j, path[j],
+                            path[j - 1], state.pending));
+  for (std::size_t i = 0; i < layers->size(); ++i) {
+    const auto& block = *layers->at<Block>(i);
+    if (block.mixer->supports_tree()) {
+      block.mixer->accept_tree(*state.layers[i], path);
+    } else {
+      EMBER_CHECK(path.back() == m - 1, "LanguageModel::accept: a chain layer keeps a prefix 0..m−1 only");
+      state.layers[i] = std::move(state.pending_layers[i][m - 1]);
+    }
+    if (block.channel_mix) state.ffn[i] = std::move(state.pending_ffn[i][m - 1]);
+  }
+  state.pending_layers.clear();
+  state.pending_ffn.clear();
+  state.pending = 0;
+  state.position += m;
 }
 
 std::vector<std::int64_t> LanguageModel::generate(const std::vector<std::int64_t>& prompt,

@@ -59,6 +59,11 @@ class Block : public Module {
   Tensor forward(const Tensor& x) override;
   /// x_t: [B, D] -> [B, D] with the mixer's decoding state and the channel mix's (null for an MLP).
   Tensor step(const Tensor& x_t, MixerState& state, MixerState* ffn_state) const;
+  /// x: [1, n, D] drafted tokens -> [1, n, D] (see LanguageModel::verify), with this block's states and the lists
+  /// that receive the chain layers' states after each token.
+  Tensor verify(const Tensor& x, const Tensor& tree_mask, const Tensor& depth, MixerState& state,
+                MixerState* ffn_state, std::vector<std::unique_ptr<MixerState>>& pending,
+                std::vector<std::unique_ptr<MixerState>>& pending_ffn) const;
   std::shared_ptr<Module> norm1;          ///< before the mixer
   std::shared_ptr<SequenceMixer> mixer;   ///< the token mixer
   std::shared_ptr<Module> norm2;          ///< before the MLP
@@ -74,6 +79,12 @@ struct LanguageModelState {
   std::vector<std::unique_ptr<MixerState>> layers;  ///< per block: the mixer's state
   std::vector<std::unique_ptr<MixerState>> ffn;     ///< per block: the channel mix's state (null for an MLP)
   std::int64_t position = 0;                        ///< tokens consumed so far
+  /// Between LanguageModel::verify() and accept(): per block, the mixer's state after each verified token, for the
+  /// layers that verify a chain by stepping (empty for tree layers).
+  std::vector<std::vector<std::unique_ptr<MixerState>>> pending_layers;
+  /// Likewise for the channel mixes.
+  std::vector<std::vector<std::unique_ptr<MixerState>>> pending_ffn;
+  std::int64_t pending = 0;  ///< how many tokens the last verify() left to accept (0: none)
 };
 
 /// How generate() picks tokens.
@@ -93,14 +104,36 @@ class LanguageModel : public Module {
   explicit LanguageModel(LanguageModelConfig config);
   /// ids: [B, T] Int64 -> logits [B, T, V].
   Tensor forward(const Tensor& ids) override;
-  /// ids: [B, T] Int64 -> the final-normed hidden states [B, T, D].
+  /// ids: [B, T] Int64 -> the final-normed hidden states [B, T, D] (= final_norm(trunk(ids))).
   Tensor hidden(const Tensor& ids);
+  /// ids: [B, T] Int64 -> z [B, T, D], the last block's output before the final norm (the trunk that multi-token
+  /// heads share).
+  Tensor trunk(const Tensor& ids);
+  /// z [..., D] -> the final norm of z.
+  Tensor final_norm(const Tensor& z) const;
   /// h: [..., D] -> logits [..., V] through the head (or the tied embedding).
   Tensor logits(const Tensor& h) const;
   /// A fresh decoding state for `batch` sequences of up to max_len tokens (default: config.max_len).
   LanguageModelState init_state(std::int64_t batch, std::int64_t max_len = 0) const;
   /// ids_t: [B] Int64 -> logits [B, V] for the next token; advances the state. Records no gradients.
   Tensor step(const Tensor& ids_t, LanguageModelState& state) const;
+  /// ids_t: [B] Int64 -> z_t [B, D] before the final norm (step() = logits(final_norm(step_trunk()))); advances
+  /// the state. Records no gradients.
+  Tensor step_trunk(const Tensor& ids_t, LanguageModelState& state) const;
+  /// Speculative verification of one sequence (batch 1) in one pass: `tokens` [n] drafted after state.position,
+  /// arranged as a tree (tree_mask [n, n] Bool: token i sees token j iff j is i or an ancestor; depth [n] Int64:
+  /// token i sits at position state.position + depth[i]; token 0 is the root at depth 0) -> z [n, D] before the
+  /// final norm, each as step_trunk() would give it after its root-to-token path. Any model verifies a chain
+  /// (depth = 0..n−1, tree_mask lower-triangular); other trees need supports_tree(). Then call accept() once.
+  /// Records no gradients; throws ember::Error naming the shapes on bad input.
+  Tensor verify(const std::vector<std::int64_t>& tokens, const Tensor& tree_mask, const Tensor& depth,
+                LanguageModelState& state) const;
+  /// After verify(): keeps the verified tokens `path` (token indices 0 = root, then one root-to-node path in order;
+  /// for a chain 0, 1, ..., m−1) and advances the state by path.size() tokens, exactly as if they had been
+  /// stepped one by one.
+  void accept(LanguageModelState& state, const std::vector<std::int64_t>& path) const;
+  /// True when every block can verify a tree: all mixers support_tree() and the feed-forwards are MLPs.
+  bool supports_tree() const;
   /// The prompt followed by up to max_new_tokens tokens, decoded with step() (one sequence).
   std::vector<std::int64_t> generate(const std::vector<std::int64_t>& prompt, const GenerateOptions& options) const;
   /// Model FLOPs of one training step (forward and backward) on a [B, T] batch: 6 per weight per token for the
@@ -122,6 +155,7 @@ class LanguageModel : public Module {
  private:
   void init_weights(Generator& gen);
   Tensor embed(const Tensor& ids, std::int64_t start) const;
+  Tensor embed_at(const Tensor& ids, const Tensor& positions) const;
   LanguageModelConfig config_;
 };
 

@@ -25,6 +25,11 @@ namespace ember::nn {
 /// The recurrent state of one LRU layer.
 struct LRUState : MixerState {
   Complex x;  ///< [B, N], the complex state
+  std::unique_ptr<MixerState> clone() const override {
+    auto copy = std::make_unique<LRUState>(*this);
+    copy->x = {x.re.clone(), x.im.clone()};
+    return copy;
+  }
 };
 
 /// The Linear Recurrent Unit mixer (registry name `lru`).

@@ -32,6 +32,7 @@ namespace ember::nn {
 struct MambaState : MixerState {
   Tensor conv_state;  ///< [B, E, d_conv]: the last d_conv inputs of the conv, oldest first
   Tensor ssm_state;   ///< [B, E, N]: s of every channel
+  std::unique_ptr<MixerState> clone() const override { return clone_state(*this, &MambaState::conv_state, &MambaState::ssm_state); }
 };
 
 /// The Mamba mixer: input projection, causal depthwise conv, SiLU, selective SSM with D skip, SiLU gate, output

@@ -43,6 +43,7 @@ Tensor retention_rotate(const Tensor& x, std::int64_t start);
 /// The decoding state of one retention layer.
 struct RetentionState : MixerState {
   Tensor S;  ///< [B, H, d_k, d_v], Σ_{m≤n} γ^{n−m} K_mᵀ V_m
+  std::unique_ptr<MixerState> clone() const override { return clone_state(*this, &RetentionState::S); }
 };
 
 /// RetNet's multi-scale retention (registry name `retnet`).

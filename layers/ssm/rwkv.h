@@ -40,6 +40,7 @@ struct RWKVTimeMixState : MixerState {
   Tensor a;       ///< [B, D]: Σ_{i<t} e^{−(t−1−i)w + k_i − p} v_i
   Tensor b;       ///< [B, D]: Σ_{i<t} e^{−(t−1−i)w + k_i − p}
   Tensor p;       ///< [B, D]: the running exponent (−1e38 before the first token)
+  std::unique_ptr<MixerState> clone() const override { return clone_state(*this, &RWKVTimeMixState::x_prev, &RWKVTimeMixState::a, &RWKVTimeMixState::b, &RWKVTimeMixState::p); }
 };
 
 /// RWKV-4's time mixing: token shift, projections r, k, v, the WKV operator and the output projection, no biases.
@@ -86,6 +87,7 @@ class RWKVTimeMix : public SequenceMixer {
 /// The decoding state of one RWKVChannelMix layer.
 struct RWKVChannelMixState : MixerState {
   Tensor x_prev;  ///< [B, D]: the previous input x_{t−1} (zeros before the first token)
+  std::unique_ptr<MixerState> clone() const override { return clone_state(*this, &RWKVChannelMixState::x_prev); }
 };
 
 /// RWKV-4's channel mixing (its feed-forward block): σ(W'_r x_r) ⊙ W'_v relu(W'_k x_k)², no biases. Not registered

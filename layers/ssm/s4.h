@@ -49,6 +49,11 @@ DplrLegS legs_dplr(std::int64_t N);
 /// The recurrent state of one S4 layer.
 struct S4State : MixerState {
   Complex x;  ///< [B, H, N/2]: the kept modes of the complex SSM state of every channel
+  std::unique_ptr<MixerState> clone() const override {
+    auto copy = std::make_unique<S4State>(*this);
+    copy->x = {x.re.clone(), x.im.clone()};
+    return copy;
+  }
 };
 
 /// The S4 mixer: H = D independent DPLR SSMs, convolution mode in forward, recurrence in step.

@@ -34,6 +34,11 @@ enum class S4DInit {
 /// The recurrent state of one S4D layer.
 struct S4DState : MixerState {
   Complex x;  ///< [B, H, N/2]: the complex SSM state of every channel
+  std::unique_ptr<MixerState> clone() const override {
+    auto copy = std::make_unique<S4DState>(*this);
+    copy->x = {x.re.clone(), x.im.clone()};
+    return copy;
+  }
 };
 
 /// The S4D mixer: H = D independent diagonal SSMs, convolution mode in forward, recurrence in step.

@@ -113,6 +113,11 @@ inline std::int64_t check_causal(nn::SequenceMixer& m, const Tensor& x, double t
   return changed;
 }
 
+/// A state that no mixer makes (to check that step rejects a foreign state).
+struct ForeignState : nn::MixerState {
+  std::unique_ptr<nn::MixerState> clone() const override { return std::make_unique<ForeignState>(*this); }
+};
+
 /// Re-draws m (randomize) and makes it Float64, ready for check_causal and check_mixer_gradcheck.
 inline void prepare_f64(nn::SequenceMixer& m, std::uint64_t seed) {
   randomize(m, seed);

@@ -146,7 +146,7 @@ TEST_CASE("MultiHeadAttention: bad shapes and configs throw ember::Error naming 
   CHECK_THROWS_EMBER(m.step(normal({3, 8}, 1, DType::Float32), *state), "[3, 8]");
   CHECK_THROWS_EMBER(m.step(normal({2, 1, 8}, 1, DType::Float32), *state), "[2, 1, 8]");
   CHECK(state->position == 0);
-  nn::MixerState foreign;
+  ForeignState foreign;
   CHECK_THROWS_EMBER(m.step(normal({2, 8}, 1, DType::Float32), foreign), "init_state");
   CHECK_THROWS_EMBER(m.init_state(0, 4), "batch");
   CHECK_THROWS_EMBER(nn::MultiHeadAttention(config(10, 3, false)), "d_model 10 is not divisible into 3 heads");

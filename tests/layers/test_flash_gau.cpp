@@ -295,7 +295,7 @@ TEST_CASE("GatedAttentionUnit and MixedChunkAttention: bad options, shapes and s
     CHECK_THROWS_EMBER(m->init_state(0, 4), "init_state needs batch > 0");
     auto state = m->init_state(2, 2);
     CHECK_THROWS_EMBER(m->step(zeros({3, 8}), *state), "step expected x_t [2, 8], got [3, 8]");
-    nn::MixerState foreign;
+    ForeignState foreign;
     CHECK_THROWS_EMBER(m->step(zeros({2, 8}), foreign), "step needs the state made by its init_state");
   }
   auto cache = gau.init_state(1, 2);

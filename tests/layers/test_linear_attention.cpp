@@ -224,7 +224,7 @@ TEST_CASE("LinearAttention: bad shapes and configs throw ember::Error naming the
   auto state = m.init_state(2, 4);
   CHECK_THROWS_EMBER(m.step(normal({1, 8}, 1, DType::Float32), *state), "step expected x_t [2, 8], got [1, 8]");
   CHECK_THROWS_EMBER(m.init_state(0, 4), "init_state needs batch > 0");
-  nn::MixerState other;
+  ForeignState other;
   CHECK_THROWS_EMBER(m.step(normal({2, 8}, 1, DType::Float32), other), "state made by its init_state");
   CHECK_THROWS_EMBER(nn::LinearAttention(config(8, 3, 4)), "d_model 8 is not divisible into 3 heads");
   CHECK_THROWS_EMBER(nn::LinearAttention(config(8, 2, 0)), "chunk must be > 0");
