@@ -18,7 +18,8 @@ namespace ember::cli {
 
 // Fields missing from the JSON keep their defaults, so checkpoints written before a field existed still load.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(RunConfig, task, data, digits, seq, examples, model, batch, steps, lr,
-                                                warmup, weight_decay, seed, out, amp, loss_scaling)
+                                                warmup, weight_decay, seed, out, amp, loss_scaling, medusa, mtp,
+                                                mtp_lambda)
 
 namespace {
 

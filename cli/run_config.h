@@ -32,6 +32,9 @@ struct RunConfig {
   std::string out;                ///< output directory (default runs/<task>)
   std::string amp = "off";        ///< mixed precision: off, fp16 or bf16
   bool loss_scaling = true;       ///< with amp fp16: dynamic loss scaling
+  std::int64_t medusa = 0;        ///< Medusa heads trained jointly with the model (Medusa-2's loss); 0: none
+  std::int64_t mtp = 0;           ///< DeepSeek-V3 MTP modules (depth D) trained with the model; 0: none
+  double mtp_lambda = 0.3;        ///< λ, the weight of the MTP modules' loss
 };
 
 /// The JSON text of a RunConfig.

@@ -19,6 +19,7 @@
 #include "core/ops.h"
 #include "cli/commands.h"
 #include "cli/run_config.h"
+#include "cli/run_model.h"
 #include "layers/mixer.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -38,11 +39,18 @@ struct TrainFlags {
 
 constexpr std::int64_t kDefaultSteps = 2000;
 
-std::shared_ptr<nn::LanguageModel> make_model(RunConfig& c, const TaskBundle& task) {
+RunModel make_model(RunConfig& c, const TaskBundle& task) {
   c.model.vocab_size = task.tokenizer.vocab_size();
   c.model.max_len = std::max<std::int64_t>(c.model.max_len, task.seq_len + 1);
   c.model.seed = c.seed;
-  return std::make_shared<nn::LanguageModel>(c.model);
+  return make_run_model(c);
+}
+
+/// ", 3 Medusa heads" or ", MTP depth 2" (empty without extra heads).
+std::string describe_heads(const RunConfig& c) {
+  if (c.medusa > 0) return fmt::format(", {} Medusa heads", c.medusa);
+  if (c.mtp > 0) return fmt::format(", MTP depth {} (λ = {:g})", c.mtp, c.mtp_lambda);
+  return "";
 }
 
 /// NAME=VALUE pairs (from --mixer-option) as MixerConfig options; a malformed pair is a usage error.
@@ -182,8 +190,10 @@ int run_train(TrainFlags f) {
   }
   if (c.steps == 0) c.steps = kDefaultSteps;
   TaskBundle task = build_task(c);
-  auto model = make_model(c, task);
-  auto opt = std::make_shared<optim::AdamW>(optim::decay_groups(model->named_parameters(), c.lr, c.weight_decay));
+  const RunModel run_model = make_model(c, task);
+  const auto& model = run_model.lm;
+  auto opt = std::make_shared<optim::AdamW>(
+      optim::decay_groups(run_model.trained->named_parameters(), c.lr, c.weight_decay));
   auto sched = std::make_shared<optim::WarmupCosineSchedule>(c.lr, std::min(c.warmup, c.steps), c.steps, c.lr / 10);
   train::TrainerConfig tc;
   tc.steps = c.steps;
@@ -199,11 +209,13 @@ int run_train(TrainFlags f) {
                task.train->size());
     c.batch = task.train->size();
   }
-  train::Trainer trainer(model, opt, sched, data::DataLoader(task.train, c.batch, true, c.seed, true), task.held_out, tc);
+  train::Trainer trainer(run_model.trained, opt, sched, data::DataLoader(task.train, c.batch, true, c.seed, true),
+                         task.held_out, tc);
+  if (run_model.objective) trainer.set_objective(run_model.objective);
   if (ckpt) trainer.resume(ckpt_path);
-  fmt::print("ember train: task {} (T = {}, vocab {}), {}, d_model {}, {} parameters, {} steps of {}{}\n", c.task,
-             task.seq_len, task.tokenizer.vocab_size(), describe_layers(c.model), c.model.d_model,
-             nn::with_commas(model->num_parameters()), c.steps, c.batch, describe_amp(c));
+  fmt::print("ember train: task {} (T = {}, vocab {}), {}{}, d_model {}, {} parameters, {} steps of {}{}\n", c.task,
+             task.seq_len, task.tokenizer.vocab_size(), describe_layers(c.model), describe_heads(c), c.model.d_model,
+             nn::with_commas(run_model.trained->num_parameters()), c.steps, c.batch, describe_amp(c));
   std::fflush(stdout);
   train::Trainer::handle_interrupts();
   const train::TrainResult r = trainer.fit();
@@ -260,6 +272,13 @@ Command add_train_command(CLI::App& sub) {
       ->check(CLI::IsMember({"off", "fp16", "bf16"}))
       ->capture_default_str();
   sub.add_flag("--no-loss-scaling{false}", c.loss_scaling, "With --amp fp16: train without loss scaling");
+  auto* medusa = sub.add_option("--medusa", c.medusa, "Train K Medusa heads with the model (Medusa-2's joint loss)")
+                     ->check(CLI::Range(1, 16));
+  sub.add_option("--mtp", c.mtp, "Train D multi-token-prediction modules with the model (DeepSeek-V3)")
+      ->check(CLI::Range(1, 16))
+      ->excludes(medusa);
+  sub.add_option("--mtp-lambda", c.mtp_lambda, "Weight λ of the MTP loss")->check(CLI::Range(0.0, 10.0))
+      ->capture_default_str();
   sub.add_flag("--resume", f->resume, "Continue the run saved in --out");
   return [f]() {
     if (!f->run.data.empty()) f->run.task = "text";

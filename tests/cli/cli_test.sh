@@ -36,6 +36,7 @@ expect_misuse "unknown preset" train --preset gpt5 --steps 1
 expect_misuse "mixer option without a number" train --mixer linear --mixer-option chunk=x --steps 1
 expect_misuse "mixer option the mixer does not read" train --mixer linear --mixer-option chnk=8 --steps 1
 expect_misuse "unknown amp format" train --amp fp8 --steps 1
+expect_misuse "medusa and mtp together" train --medusa 2 --mtp 1 --steps 1
 "$ember" train --help >/dev/null 2>&1 || fail "train --help exits non-zero"
 
 "$ember" train --digits 1 --steps 30 --dim 32 --heads 2 --layers 1 --out run1 >train.txt 2>&1
@@ -89,6 +90,23 @@ grep -q "mixed precision fp16 with loss scaling" fp16b.txt || fail "resume lost 
 "$ember" train --digits 1 --steps 3 --dim 32 --heads 2 --layers 1 --amp bf16 --mixer mamba --out run_bf16 >bf16.txt 2>&1 ||
   fail "bf16 mamba run failed: $(tail -3 bf16.txt)"
 grep -q "mixed precision bf16 without loss scaling" bf16.txt || fail "bf16 not reported: $(head -1 bf16.txt)"
+
+# Speculative decoding: Medusa heads and MTP modules trained with the model, then greedy speculative generation,
+# which must reproduce plain greedy decoding exactly.
+"$ember" train --task copy --steps 20 --dim 32 --heads 2 --layers 1 --medusa 2 --out run_medusa >medusa.txt 2>&1 ||
+  fail "medusa run failed: $(tail -3 medusa.txt)"
+grep -q "2 Medusa heads" medusa.txt || fail "medusa heads not reported: $(head -1 medusa.txt)"
+"$ember" generate --checkpoint run_medusa --speculative medusa --held-out 4 >spec.txt 2>&1 ||
+  fail "medusa generate failed: $(tail -3 spec.txt)"
+grep -q "identical to greedy decoding: 4 of 4" spec.txt || fail "medusa output differs from greedy: $(cat spec.txt)"
+grep -Eq "tokens per forward" spec.txt || fail "no tokens per forward: $(cat spec.txt)"
+expect_misuse "mtp on a medusa run" generate --checkpoint run_medusa --speculative mtp --held-out 2
+expect_misuse "held-out without speculative" generate --checkpoint run_medusa --held-out 3
+"$ember" train --task copy --steps 20 --dim 32 --heads 2 --layers 1 --mixer retnet --mtp 2 --out run_mtp >mtp.txt 2>&1 ||
+  fail "mtp run failed: $(tail -3 mtp.txt)"
+"$ember" generate --checkpoint run_mtp --speculative mtp --prompt "abcd|" >spec2.txt 2>&1 ||
+  fail "mtp generate failed: $(tail -3 spec2.txt)"
+grep -q "identical to greedy decoding: 1 of 1" spec2.txt || fail "mtp output differs from greedy: $(cat spec2.txt)"
 
 [ "$failures" -eq 0 ] && echo "all ember command checks passed"
 exit $((failures > 0))

@@ -113,7 +113,7 @@ TEST_CASE("accept: the KV cache after accepting a path equals the cache of stepp
 }
 
 TEST_CASE("verify: every mixer verifies a chain, and accepting a prefix rolls the state back exactly") {
-  for (const std::string mixer : nn::mixer_names()) {
+  for (const std::string& mixer : nn::mixer_names()) {
     CAPTURE(mixer);
     const auto model = make_model(mixer, "learned", mixer == "rwkv" ? "rwkv" : "gelu");
     const nn::LanguageModel& lm = *model;
@@ -166,7 +166,7 @@ TEST_CASE("verify: chain-only models reject trees, and misuse is reported") {
 }
 
 TEST_CASE("MixerState::clone: a deep copy that evolves independently of the original, for every mixer") {
-  for (const std::string name : nn::mixer_names()) {
+  for (const std::string& name : nn::mixer_names()) {
     CAPTURE(name);
     nn::MixerConfig c;
     c.d_model = 8;

@@ -241,6 +241,14 @@ struct AmpOptions {
   bool resume = false;
 };
 
+/// Options for a run in `amp` with or without loss scaling.
+AmpOptions in(DType amp, bool loss_scaling = true) {
+  AmpOptions o;
+  o.amp = amp;
+  o.loss_scaling = loss_scaling;
+  return o;
+}
+
 /// The copy task trained by a 2-layer model, in Float32 or mixed precision.
 AmpRun train_copy(const AmpOptions& o) {
   data::CopyConfig cc;
@@ -279,7 +287,8 @@ AmpRun train_copy(const AmpOptions& o) {
 }  // namespace
 
 TEST_CASE("Trainer with amp: float16 with loss scaling and bfloat16 without end within 5% of float32's loss") {
-  const AmpRun f32 = train_copy({}), f16 = train_copy({DType::Float16}), bf16 = train_copy({DType::BFloat16, false});
+  const AmpRun f32 = train_copy(in(DType::Float32)), f16 = train_copy(in(DType::Float16)),
+               bf16 = train_copy(in(DType::BFloat16, false));
   MESSAGE("held-out loss after 200 steps: float32 ", f32.final_loss, ", float16 + scaling ", f16.final_loss,
           ", bfloat16 ", bf16.final_loss, "; float16 skipped ", f16.skipped, " steps");
   CHECK(f32.final_loss < 0.1 * std::log(8.0));  // it learned the task
@@ -292,7 +301,9 @@ TEST_CASE("Trainer with amp: float16 with loss scaling and bfloat16 without end 
 TEST_CASE("Trainer with amp: the loss scale is saved in the checkpoint and a resumed run replays the losses") {
   const auto dir = (std::filesystem::temp_directory_path() / "ember_test_amp_resume").string();
   std::filesystem::remove_all(dir);
-  AmpOptions o{DType::Float16, true, 60, 60, 20};
+  AmpOptions o = in(DType::Float16);
+  o.steps = o.schedule = 60;
+  o.growth_interval = 20;
   const AmpRun full = train_copy(o);
   o.dir = dir;
   o.steps = 30;
