@@ -25,6 +25,7 @@ struct GenerateFlags {
   nn::GenerateOptions options;
   std::string speculative;      ///< "", "medusa" or "mtp"
   std::int64_t held_out = 0;    ///< with --speculative: measure on this many held-out prompts instead
+  std::string tree = "medusa";  ///< Medusa's candidate tree: "medusa" (mc_sim_7b_63, cut to the heads) or "chain"
 };
 
 /// A prompt and how many tokens to add to it.
@@ -61,10 +62,11 @@ Decoded plain_greedy(const nn::LanguageModel& lm, const Job& job) {
   return {lm.generate(job.prompt, g), job.new_tokens, 0};
 }
 
-Decoded speculative(const RunModel& m, const Job& job) {
+Decoded speculative(const RunModel& m, const Job& job, const std::string& tree) {
   if (m.medusa) {
     decoding::MedusaGenerateOptions o;
     o.max_new_tokens = job.new_tokens;
+    if (tree == "chain") o.tree = decoding::chain_tree(m.medusa->heads->num_heads());
     const decoding::MedusaOutput out = decoding::medusa_generate(*m.medusa, job.prompt, o);
     return {out.tokens, out.stats.verify_passes, 0};
   }
@@ -99,12 +101,12 @@ std::vector<Job> held_out_jobs(RunConfig run, std::int64_t n, std::int64_t max_l
 }
 
 /// Decodes every job both ways and prints tokens per forward, agreement and the speedup.
-void compare(const RunModel& m, const std::vector<Job>& jobs, const std::string& kind) {
+void compare(const RunModel& m, const std::vector<Job>& jobs, const std::string& kind, const std::string& tree) {
   std::int64_t generated = 0, forwards = 0, identical = 0;
   double t_plain = 0, t_spec = 0;
   for (const Job& job : jobs) {
     const Decoded plain = timed([&] { return plain_greedy(*m.lm, job); });
-    const Decoded spec = timed([&] { return speculative(m, job); });
+    const Decoded spec = timed([&] { return speculative(m, job, tree); });
     generated += static_cast<std::int64_t>(spec.tokens.size() - job.prompt.size());
     forwards += spec.forwards;
     identical += spec.tokens == plain.tokens;
@@ -147,7 +149,7 @@ int run_generate(const GenerateFlags& f) {
                           path.string(), f.speculative == "medusa" ? "Medusa heads" : "MTP modules", f.speculative));
   EMBER_CHECK(f.held_out == 0 || !f.speculative.empty(), "--held-out measures speculative decoding: add --speculative");
   if (f.held_out > 0) {
-    compare(m, held_out_jobs(run, f.held_out, run.model.max_len), f.speculative);
+    compare(m, held_out_jobs(run, f.held_out, run.model.max_len), f.speculative, f.tree);
     return 0;
   }
   EMBER_CHECK(!f.prompt.empty() || f.held_out > 0, "--prompt is required (or --held-out N with --speculative)");
@@ -161,8 +163,8 @@ int run_generate(const GenerateFlags& f) {
   }
   EMBER_CHECK(options.temperature == 0.0, "--speculative decodes greedily: drop --temperature");
   const Job job{prompt, options.max_new_tokens};
-  print_text(run, tokenizer, speculative(m, job).tokens);
-  compare(m, {job}, f.speculative);
+  print_text(run, tokenizer, speculative(m, job, f.tree).tokens);
+  compare(m, {job}, f.speculative, f.tree);
   return 0;
 }
 
@@ -190,6 +192,10 @@ Command add_generate_command(CLI::App& sub) {
   sub.add_option("--speculative", f->speculative,
                  "Greedy speculative decoding with the run's drafters (medusa or mtp), timed against plain decoding")
       ->check(CLI::IsMember({"medusa", "mtp"}));
+  sub.add_option("--tree", f->tree,
+                 "Medusa's candidate tree: medusa (the paper's 63-node tree, cut to the heads) or chain (top-1 only)")
+      ->check(CLI::IsMember({"medusa", "chain"}))
+      ->capture_default_str();
   sub.add_option("--held-out", f->held_out, "With --speculative: measure on N held-out prompts of the run's task")
       ->check(CLI::PositiveNumber);
   return [f]() { return run_generate(*f); };

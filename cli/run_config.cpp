@@ -60,6 +60,13 @@ TaskBundle text_task(const RunConfig& c) {
 
 std::string to_json(const RunConfig& c) { return json(c).dump(); }
 
+DType amp_dtype(const std::string& amp) {
+  if (amp == "fp16") return DType::Float16;
+  if (amp == "bf16") return DType::BFloat16;
+  EMBER_CHECK(amp == "off", "--amp: expected off, fp16 or bf16, got '" + amp + "'");
+  return DType::Float32;
+}
+
 RunConfig run_config_from_json(const std::string& text) {
   try {
     return json::parse(text).get<RunConfig>();

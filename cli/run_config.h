@@ -37,6 +37,9 @@ struct RunConfig {
   double mtp_lambda = 0.3;        ///< λ, the weight of the MTP modules' loss
 };
 
+/// The dtype of --amp off|fp16|bf16: Float32 (off), Float16 or BFloat16; throws ember::Error otherwise.
+DType amp_dtype(const std::string& amp);
+
 /// The JSON text of a RunConfig.
 std::string to_json(const RunConfig& config);
 /// A RunConfig from its JSON text; throws ember::Error on malformed input.

@@ -87,14 +87,6 @@ std::vector<std::string> choose_mixers(const TrainFlags& f, std::int64_t n_layer
   return names;
 }
 
-/// The Trainer's amp dtype for --amp off|fp16|bf16.
-DType amp_dtype(const std::string& amp) {
-  if (amp == "fp16") return DType::Float16;
-  if (amp == "bf16") return DType::BFloat16;
-  EMBER_CHECK(amp == "off", "--amp: expected off, fp16 or bf16, got '" + amp + "'");
-  return DType::Float32;
-}
-
 /// ", mixed precision fp16 with loss scaling" and the like (empty when off).
 std::string describe_amp(const RunConfig& c) {
   if (c.amp == "off") return "";
