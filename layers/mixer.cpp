@@ -57,6 +57,17 @@ double MixerConfig::option(const std::string& name, double fallback) const {
   return it == options.end() ? fallback : it->second;
 }
 
+bool is_chain(const Tensor& tree_mask, const Tensor& depth) {
+  const std::int64_t n = depth.numel();
+  const auto mask = tree_mask.to_vector<std::int64_t>(), d = depth.to_vector<std::int64_t>();
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (d[i] != i) return false;
+    for (std::int64_t j = 0; j < n; ++j)
+      if (mask[i * n + j] != (j <= i)) return false;
+  }
+  return true;
+}
+
 Tensor SequenceMixer::verify_tree(const Tensor&, const Tensor&, const Tensor&, MixerState&) const {
   throw Error(type_name() + ": verify_tree needs attention over a KV cache; this mixer verifies chains by stepping");
 }

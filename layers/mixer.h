@@ -84,6 +84,9 @@ class SequenceMixer : public Module {
   virtual void accept_tree(MixerState& state, const std::vector<std::int64_t>& path) const;
 };
 
+/// True when tree_mask [n, n] is lower-triangular ones and depth [n] = 0..n−1: the tree is a chain of n tokens.
+bool is_chain(const Tensor& tree_mask, const Tensor& depth);
+
 /// Makes a mixer from a config.
 using MixerFactory = std::function<std::shared_ptr<SequenceMixer>(const MixerConfig&)>;
 

@@ -90,12 +90,14 @@ Tensor MultiHeadAttention::verify_tree(const Tensor& x, const Tensor& tree_mask,
   raw::copy_(narrow(cache.k, 2, t, n), k);
   raw::copy_(narrow(cache.v, 2, t, n), v);
   cache.verified = n;
+  const Tensor keys = narrow(cache.k, 2, 0, t + n), values = narrow(cache.v, 2, 0, t + n);
+  // A chain is causal attention over the cache (bottom-right aligned): the layer's own kernel.
+  if (is_chain(tree_mask, depth)) return merge(attend(q, keys, values));
   // Token i sees the whole prefix (slots 0..t−1) and the drafted slots t + j with tree_mask[i][j].
   const Tensor visible = cat({ones({n, t}, DType::Bool), tree_mask}, 1);
-  const Tensor scores = matmul(q, transpose(narrow(cache.k, 2, 0, t + n), -1, -2)) *
-                        (1.0 / std::sqrt(static_cast<double>(head_dim)));
+  const Tensor scores = matmul(q, transpose(keys, -1, -2)) * (1.0 / std::sqrt(static_cast<double>(head_dim)));
   const Tensor p = softmax(masked_fill(scores, logical_not(visible), -INFINITY), -1);
-  return merge(matmul(p, narrow(cache.v, 2, 0, t + n)));
+  return merge(matmul(p, values));
 }
 
 void MultiHeadAttention::accept_tree(MixerState& state, const std::vector<std::int64_t>& path) const {

@@ -36,7 +36,8 @@ class MultiHeadAttention : public HeadedMixer {
   /// Softmax attention over a tree: true here and in FlashAttention (local and sparse variants override it).
   bool supports_tree() const override { return true; }
   /// Writes the n tokens' keys and values in cache slots position..position+n−1 and attends each token over the
-  /// prefix and its tree_mask row, with explicit masked scores (exact softmax attention; trees are small).
+  /// prefix and its tree_mask row: with explicit masked scores (exact softmax attention; trees are small), or, for a
+  /// chain, with the layer's own causal kernel (attend).
   Tensor verify_tree(const Tensor& x, const Tensor& tree_mask, const Tensor& depth, MixerState& state) const override;
   /// Moves the keys and values of `path` to slots position..position+|path|−1 (the KV cache trimmed to the path).
   void accept_tree(MixerState& state, const std::vector<std::int64_t>& path) const override;

@@ -102,18 +102,6 @@ Tensor step_chain(const SequenceMixer& mixer, const Tensor& x, MixerState& state
   return stack(ys, 1);
 }
 
-/// True when tree_mask [n, n] is lower-triangular ones and depth = 0..n−1: a chain of n tokens.
-bool is_chain(const Tensor& tree_mask, const Tensor& depth) {
-  const std::int64_t n = depth.numel();
-  const auto mask = tree_mask.to_vector<std::int64_t>(), d = depth.to_vector<std::int64_t>();
-  for (std::int64_t i = 0; i < n; ++i) {
-    if (d[i] != i) return false;
-    for (std::int64_t j = 0; j < n; ++j)
-      if (mask[i * n + j] != (j <= i)) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 Tensor Block::verify(const Tensor& x, const Tensor& tree_mask, const Tensor& depth, MixerState& state,
