@@ -83,6 +83,15 @@ inline Vec rms_norm(const Vec& x, i64 D, const Vec& w, double eps) {
 inline double gelu(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
 /// SiLU: x σ(x).
 inline double silu(double x) { return x / (1.0 + std::exp(-x)); }
+/// softmax(z / T), in double.
+inline Vec softmax_of(const Vec& z, double T) {
+  double m = -INFINITY, s = 0.0;
+  for (double v : z) m = std::max(m, v / T);
+  Vec p(z.size());
+  for (std::size_t i = 0; i < z.size(); ++i) s += p[i] = std::exp(z[i] / T - m);
+  for (double& v : p) v /= s;
+  return p;
+}
 
 /// q: [B, H, Tq, d], k, v: [B, H, Tk, d] -> [B, H, Tq, d]: softmax(q kᵀ/√d) v; when causal, query i sees
 /// keys j <= Tk - Tq + i (bottom-right alignment).

@@ -15,6 +15,7 @@
 using namespace ember;
 using namespace ember::test;
 using ref::Vec;
+using ref::softmax_of;
 using ref::vec;
 
 namespace {
@@ -32,16 +33,6 @@ nn::LanguageModelConfig small_config(const std::string& positions = "learned") {
 }
 
 Tensor ids_of(const std::vector<std::int64_t>& v, const Shape& s) { return from_vector(v, s); }
-
-/// softmax(z / T) in double.
-Vec softmax_of(const Vec& z, double T) {
-  double m = -INFINITY, s = 0;
-  for (double v : z) m = std::max(m, v / T);
-  Vec p(z.size());
-  for (std::size_t i = 0; i < z.size(); ++i) s += p[i] = std::exp(z[i] / T - m);
-  for (double& v : p) v /= s;
-  return p;
-}
 
 /// Draws `n` tokens from logits z with options o, one fresh generator (seed i) per draw -> counts per token.
 std::vector<double> draw_counts(const Vec& z, const nn::GenerateOptions& o, int n) {

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "layer_helpers.h"
+#include "reference_layers.h"
 #include "layers/attention/multi_head_attention.h"
 #include "layers/decoding/medusa.h"
 #include "train/data/tasks.h"
@@ -122,16 +123,6 @@ MedusaTree default_tree_cut(i64 K) {
   for (const Ids& p : default_medusa_tree().paths)
     if (static_cast<i64>(p.size()) <= K) kept.push_back(p);
   return MedusaTree(kept, 10);
-}
-
-/// softmax(z / T) in double.
-Vec softmax_of(const Vec& z, double T) {
-  double m = -INFINITY, s = 0.0;
-  for (double v : z) m = std::max(m, v / T);
-  Vec p(z.size());
-  for (std::size_t i = 0; i < z.size(); ++i) s += p[i] = std::exp(z[i] / T - m);
-  for (double& v : p) v /= s;
-  return p;
 }
 
 /// logits for h [D] of a head written out as loops: W2 (h + SiLU(W1 h + b1)).
@@ -532,7 +523,7 @@ TEST_CASE("medusa_generate: typical acceptance emits only tokens whose base prob
         CAPTURE(j);
         const Ids prefix(out.tokens.begin(), out.tokens.begin() + static_cast<std::ptrdiff_t>(j));
         const Tensor z = model->lm->forward(from_vector(prefix, {1, static_cast<i64>(j)}));
-        const Vec p = softmax_of(select(select(z, 0, 0), 0, static_cast<i64>(j) - 1).to_vector<double>(), T);
+        const Vec p = ref::softmax_of(select(select(z, 0, 0), 0, static_cast<i64>(j) - 1).to_vector<double>(), T);
         double H = 0.0;
         for (double q : p) H -= q > 0.0 ? q * std::log(q) : 0.0;
         CHECK(p[out.tokens[j]] > std::min(0.09, 0.3 * std::exp(-H)));
